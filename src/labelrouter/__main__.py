@@ -1,0 +1,3 @@
+from labelrouter.cli.app import main
+
+main()

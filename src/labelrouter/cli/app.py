@@ -1,0 +1,223 @@
+"""`labelrouter` command line. Thin: builds settings and context, calls the library, prints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from labelrouter.errors import LabelRouterError
+from labelrouter.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Label email with one label per message: summarize → label_router → apply.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="labels.json to use (default: config/labels.json).")]
+
+
+def friendly_errors(fn: F) -> F:
+    """A user-caused error prints one line and exits 2, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LabelRouterError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(labels: Path | None = None, **overrides: Any) -> Settings:
+    if labels is not None:
+        overrides["labels_path"] = labels
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.callback()
+def main_options(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def explanation(result: dict[str, Any]) -> dict[str, Any]:
+    """The JSON `label` prints: the decision and every number behind it (no message body)."""
+    msg = result["message"]
+    return {
+        "message": {"id": msg.id, "subject": msg.subject, "sender": msg.sender,
+                    "date": msg.date.isoformat() if msg.date else None, "truncated": msg.truncated,
+                    "parse_warnings": msg.parse_warnings},
+        "summary": result["summary"].model_dump() if result.get("summary") else None,
+        **(result["routing"].model_dump() if result.get("routing") else {}),
+        "applied": result["applied"].model_dump() if result.get("applied") else None,
+        "errors": result.get("errors") or [],
+    }
+
+
+@app.command()
+@friendly_errors
+def label(
+    file: Annotated[str, typer.Argument(help="An .eml or mbox file, or - for standard input.")],
+    labels: LabelsOpt = None,
+    compact: Annotated[bool, typer.Option(help="One line of JSON per message.")] = False,
+) -> None:
+    """Decide and explain the label of one message (or each message of an mbox) as JSON. Touches no mailbox."""
+    from labelrouter.graph.context import build_context
+    from labelrouter.mail.parse import split_messages
+    from labelrouter.pipeline import Labeler
+
+    if file == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        try:
+            raw = Path(file).read_bytes()
+        except OSError as exc:
+            raise LabelRouterError(f"cannot read {file}: {exc.strerror}") from None
+    settings = _settings(labels)
+    labeler = Labeler(build_context(settings, mode="decide"), settings)
+    messages = [labeler.parse(part) for part in split_messages(raw)]
+    results = [explanation(labeler.label(m)) for m in messages]
+    payload: Any = results[0] if len(results) == 1 else results
+    if compact:
+        for item in results:
+            typer.echo(json.dumps(item, ensure_ascii=False))
+    else:
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | None) -> Any:
+    from labelrouter.graph.context import build_context
+    from labelrouter.labels import load_label_set
+    from labelrouter.mail.maildir import LocalMaildir
+    from labelrouter.pipeline import Labeler
+    from labelrouter.store.sqlite import SQLiteStore
+
+    labels = load_label_set(settings.labels_path)  # a broken config fails before anything is created
+    mailbox = LocalMaildir(mailbox_path, create=False)
+    store = SQLiteStore(settings.resolved_db_path)
+    try:
+        ctx = build_context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
+                            labels=labels)
+        labeler = Labeler(ctx, settings)
+        with _progress() as progress:
+            task = progress.add_task("labeling", total=None)
+            return labeler.run_mailbox(
+                limit=limit, on_total=lambda n: progress.update(task, total=n),
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        store.close()
+
+
+def _report_table(report: Any, expected: dict[str, str] | None = None) -> Table:
+    table = Table(show_lines=False)
+    table.add_column("subject", overflow="fold", max_width=48)
+    table.add_column("label")
+    table.add_column("conf", justify="right")
+    table.add_column("status")
+    if expected is not None:
+        table.add_column("expected")
+    for o in report.outcomes:
+        label_text = (o.label or "-") + (" (fallback)" if o.fallback else "")
+        row = [o.subject or o.message_id, label_text, f"{o.confidence:.2f}" if o.confidence is not None else "-",
+               o.status if not o.error else f"failed: {o.error[:60]}"]
+        if expected is not None:
+            want = expected.get(o.message_id, "?")
+            row.append(("[green]✓[/] " if want == o.label else "[red]✗[/] ") + want)
+        table.add_row(*row)
+    return table
+
+
+def _summary_line(report: Any) -> str:
+    return (f"{len(report.outcomes)} processed: {report.count('applied')} labeled, "
+            f"{report.count('unchanged')} unchanged, {report.count('dry-run')} dry-run, "
+            f"{report.count('failed')} failed; {report.already_processed} already processed before")
+
+
+@app.command()
+@friendly_errors
+def run(
+    mailbox: Annotated[Path | None, typer.Option(help="Maildir to label (default: <home>/mailbox).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and show, change nothing.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Label at most this many messages.")] = None,
+    labels: LabelsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print outcomes as JSON lines.")] = False,
+) -> None:
+    """Label every unprocessed message of the configured mailbox (exactly once; failures are recorded)."""
+    settings = _settings(labels)
+    report = _run(settings, mailbox or settings.resolved_mailbox_path, dry_run, limit)
+    if as_json:
+        for o in report.outcomes:
+            typer.echo(json.dumps(o.__dict__, ensure_ascii=False))
+    else:
+        if report.outcomes:
+            out.print(_report_table(report))
+        out.print(_summary_line(report))
+    if report.count("failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def graph(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid, ascii or png.")] = "mermaid",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (required for png).")] = None,
+) -> None:
+    """Draw the inference graph (offline)."""
+    from labelrouter.graph.draw import draw
+    from labelrouter.graph.inference import build_inference_graph
+
+    if fmt not in ("mermaid", "ascii", "png"):
+        raise LabelRouterError(f"unknown format {fmt!r}: use mermaid, ascii or png")
+    if fmt == "png" and output is None:
+        raise LabelRouterError("--format png needs --output FILE.png")
+    drawing = draw(build_inference_graph().compile().get_graph(), fmt)  # type: ignore[arg-type]
+    if output is not None:
+        output.write_bytes(drawing if isinstance(drawing, bytes) else drawing.encode())
+        out.print(f"wrote {output}")
+    else:
+        typer.echo(drawing)
+
+
+@app.command()
+@friendly_errors
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo mailbox and store.")] = Path(
+        ".labelrouter/demo"),
+    labels: LabelsOpt = None,
+) -> None:
+    """Create a sample mailbox (mail we wrote), label it on the embedded default and print a table."""
+    from labelrouter.demo import create_sample_mailbox
+
+    expected = create_sample_mailbox(directory / "mailbox")
+    (directory / "labelrouter.sqlite3").unlink(missing_ok=True)
+    settings = _settings(labels, home=directory, models_dir=directory / "models")
+    report = _run(settings, directory / "mailbox", False, None)
+    out.print(_report_table(report, expected))
+    correct = sum(1 for o in report.outcomes if expected.get(o.message_id) == o.label)
+    out.print(_summary_line(report))
+    out.print(f"matches the label we expected for {correct}/{len(report.outcomes)} messages "
+              f"(cold start: no corrections yet). Maildir: {directory / 'mailbox'}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,74 @@
+"""Run dependencies of the inference graph, built once and handed to nodes through `runtime.context`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from labelrouter.labels import LabelSet, load_label_set
+from labelrouter.mail.mailbox import Mailbox
+from labelrouter.models.batching import MicroBatcher
+from labelrouter.models.encoder import Encoder, load_encoder
+from labelrouter.models.head import ColdStartHead, Head, load_current_head
+from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.scoring import ScoringParams
+from labelrouter.settings import Settings
+from labelrouter.store.sqlite import SQLiteStore
+from labelrouter.summarize import OfflineSummarizer, Summarizer, gemini_summarizer
+
+Mode = Literal["apply", "dry-run", "decide"]
+
+
+@dataclass
+class LabelerContext:
+    labels: LabelSet
+    encoder: Encoder
+    index: LabelIndex
+    summarizer: Summarizer
+    params: ScoringParams = field(default_factory=ScoringParams)
+    head: Head = field(default_factory=ColdStartHead)
+    mode: Mode = "decide"  # decide: explain only; dry-run: say what apply would do; apply: do it and persist
+    mailbox: Mailbox | None = None
+    mailbox_ids: dict[str, str] = field(default_factory=dict)  # label name → mailbox label id
+    store: SQLiteStore | None = None
+    batcher: MicroBatcher | None = None
+    snippet_chars: int = 1_500
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.encoder.version}+head:{self.head.version}"
+
+    def embed(self, text: str) -> np.ndarray:
+        if self.batcher is not None:
+            return self.batcher.encode_one(text)
+        return self.encoder.encode([text])[0]
+
+
+def build_summarizer(settings: Settings) -> Summarizer:
+    if settings.use_gemini():
+        assert settings.google_api_key is not None
+        return gemini_summarizer(
+            settings.gemini_model, settings.google_api_key.get_secret_value(), attempts=settings.llm_attempts,
+            backoff_s=settings.llm_backoff_s, timeout_s=settings.llm_timeout_s,
+        )
+    return OfflineSummarizer()
+
+
+def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox | None = None,
+                  store: SQLiteStore | None = None, labels: LabelSet | None = None) -> LabelerContext:
+    """Everything from settings: labels, encoder (cached per process), label vectors, head, summarizer."""
+    labels = labels or load_label_set(settings.labels_path)
+    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast,
+                           settings.batch_size)
+    head = load_current_head(settings.resolved_models_dir, embedder=encoder.version, dim=encoder.dim)
+    threshold = getattr(head, "thresholds", {}).get("fallback", settings.fallback_threshold)
+    params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, threshold)
+    # Only a real run creates missing labels; a dry run must leave the mailbox exactly as it was.
+    mailbox_ids = mailbox.ensure_labels(labels.names, create=mode == "apply") if mailbox is not None else {}
+    return LabelerContext(
+        labels=labels, encoder=encoder, index=LabelIndex.build(labels, encoder), summarizer=build_summarizer(settings),
+        params=params, head=head, mode=mode, mailbox=mailbox, mailbox_ids=mailbox_ids, store=store,
+        snippet_chars=settings.snippet_chars,
+    )

@@ -1,0 +1,41 @@
+"""The mailbox interface `apply` talks to. Implementations: a local Maildir (embedded default), Gmail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+INBOX = "INBOX"
+
+
+@dataclass(frozen=True)
+class MailboxChange:
+    """What `apply_label` did (or would do, in a dry run)."""
+
+    changed: bool
+    label_ids_before: list[str]
+    label_ids_after: list[str]
+    detail: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Mailbox(Protocol):
+    def list_inbox(self) -> list[str]:
+        """Stable ids of the messages waiting in the inbox, oldest first."""
+
+    def fetch(self, message_id: str) -> bytes:
+        """The raw RFC 822 bytes of one message."""
+
+    def label_ids(self, message_id: str) -> list[str]:
+        """The mailbox label ids the message carries now (including INBOX while it is in the inbox)."""
+
+    def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
+        """Label name → mailbox label id, creating missing labels when `create`."""
+
+    def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
+                    dry_run: bool = False) -> MailboxChange:
+        """Give the message exactly this label (and archive it when asked), idempotently.
+
+        A message that already carries one of `known_label_ids` is left alone: it was labeled before
+        (by us in an interrupted run, or by the user), and a second label would be a double-labeling.
+        """

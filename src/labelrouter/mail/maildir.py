@@ -1,0 +1,142 @@
+"""A local Maildir as the embedded-default mailbox.
+
+Layout (Maildir++, readable by mutt, Dovecot, Thunderbird's maildir store, ...):
+
+    <root>/cur, new, tmp                 the inbox (label id INBOX)
+    <root>/.<label name>/cur, new, tmp   one folder per label (label id = the folder name)
+
+A message's stable id is its Maildir unique name: the file name before `:2,<flags>`. Flag changes rename
+only the part after the colon, and we move messages between folders under the same unique name, so the
+id survives both. Labeling links the file into the label's folder (like Gmail showing one message under
+INBOX and a label); "archive" also removes it from the inbox, as Gmail's archive removes the INBOX label.
+"""
+
+from __future__ import annotations
+
+import mailbox as stdlib_mailbox
+import os
+import shutil
+from pathlib import Path
+
+from labelrouter.errors import MailboxError
+from labelrouter.mail.mailbox import INBOX, MailboxChange
+
+
+def folder_name(label: str) -> str:
+    """Maildir++ uses '.' as the hierarchy separator; keep a label one folder."""
+    name = label.replace(".", "_").replace("/", "_")
+    if not name.strip() or name in (INBOX, "cur", "new", "tmp"):
+        raise MailboxError(f"label {label!r} cannot be a Maildir folder name")
+    return name
+
+
+def _unique_name(filename: str) -> str:
+    return filename.split(":", 1)[0]
+
+
+class LocalMaildir:
+    def __init__(self, root: Path, *, create: bool = True):
+        self.root = Path(root)
+        if not create and not (self.root / "cur").is_dir():
+            raise MailboxError(f"no Maildir at {self.root} (expected cur/, new/, tmp/)")
+        try:
+            if create:
+                self.root.parent.mkdir(parents=True, exist_ok=True)
+            self._box = stdlib_mailbox.Maildir(str(self.root), factory=None, create=create)
+        except OSError as exc:
+            raise MailboxError(f"cannot open Maildir {self.root}: {exc}") from None
+
+    # -- reading -------------------------------------------------------------------------------
+    def _dir(self, label_id: str) -> Path:
+        return self.root if label_id == INBOX else self.root / f".{label_id}"
+
+    def _folders(self) -> list[str]:
+        return [INBOX, *sorted(self._box.list_folders())]
+
+    def _files(self, label_id: str) -> dict[str, Path]:
+        """unique name → path, for one folder."""
+        found: dict[str, Path] = {}
+        base = self._dir(label_id)
+        for sub in ("new", "cur"):
+            try:
+                entries = os.listdir(base / sub)
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if not entry.startswith("."):
+                    found[_unique_name(entry)] = base / sub / entry
+        return found
+
+    def _locations(self, message_id: str) -> dict[str, Path]:
+        locations = {}
+        for label_id in self._folders():
+            path = self._files(label_id).get(message_id)
+            if path is not None:
+                locations[label_id] = path
+        return locations
+
+    def list_inbox(self) -> list[str]:
+        files = self._files(INBOX)
+
+        def delivered(item: tuple[str, Path]) -> tuple[float, str]:
+            try:
+                return item[1].stat().st_mtime, item[0]
+            except FileNotFoundError:
+                return 0.0, item[0]
+
+        return [uid for uid, _ in sorted(files.items(), key=delivered)]
+
+    def fetch(self, message_id: str) -> bytes:
+        locations = self._locations(message_id)
+        if not locations:
+            raise MailboxError(f"message {message_id!r} is not in {self.root}")
+        return next(iter(locations.values())).read_bytes()
+
+    def label_ids(self, message_id: str) -> list[str]:
+        return sorted(self._locations(message_id))
+
+    # -- writing -------------------------------------------------------------------------------
+    def deliver(self, raw: bytes) -> str:
+        """Add a message to the inbox (written to tmp/ then renamed into new/, as Maildir requires)."""
+        return self._box.add(raw)
+
+    def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
+        mapping = {name: folder_name(name) for name in names}
+        clashes = len(set(mapping.values())) != len(mapping)
+        if clashes:
+            raise MailboxError("two labels map to the same Maildir folder name; rename one of them")
+        existing = set(self._box.list_folders())
+        for folder in mapping.values() if create else ():
+            if folder not in existing:
+                self._box.add_folder(folder)
+        return mapping
+
+    def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
+                    dry_run: bool = False) -> MailboxChange:
+        locations = self._locations(message_id)
+        if not locations:
+            raise MailboxError(f"message {message_id!r} is not in {self.root}")
+        before = sorted(locations)
+        already = sorted(set(before) & known_label_ids)
+        if already and label_id not in already:
+            return MailboxChange(False, before, before, f"already labeled {already[0]!r}; left alone")
+        after = set(before) | {label_id}
+        if archive:
+            after.discard(INBOX)
+        after_sorted = sorted(after)
+        if after_sorted == before or dry_run:
+            return MailboxChange(after_sorted != before, before, after_sorted, "dry run" if dry_run else "")
+        if not self._dir(label_id).is_dir():
+            raise MailboxError(f"label folder {label_id!r} does not exist in {self.root}")
+        source = next(iter(locations.values()))
+        if label_id not in locations:
+            target = self._dir(label_id) / "cur" / source.name
+            try:
+                os.link(source, target)
+            except OSError:  # e.g. a file system without hard links: copy through tmp/, then rename
+                staging = self._dir(label_id) / "tmp" / source.name
+                shutil.copy2(source, staging)
+                staging.replace(target)
+        if archive and INBOX in locations:
+            locations[INBOX].unlink(missing_ok=True)
+        return MailboxChange(True, before, self.label_ids(message_id))

@@ -1,0 +1,66 @@
+"""Micro-batching: many graph invocations running at once share one encoder forward pass.
+
+The graph runs once per message, but encoding one message at a time wastes most of the encoder's speed.
+When `run` labels a chunk of messages it invokes the graph for all of them concurrently; each
+`label_router` call hands its text to this batcher and blocks until the batch it joined is encoded.
+A batch is encoded when it is full, when every expected caller has arrived, or after `max_wait_s`
+(a caller whose message failed earlier never arrives; the wait bounds that case).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import numpy as np
+
+
+class MicroBatcher:
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], *, max_batch: int = 64, max_wait_s: float = 0.05):
+        self._encode = encode
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._cond = threading.Condition()
+        self._pending: list[tuple[str, Future[np.ndarray]]] = []
+        self._expected = 0
+        self.batches: list[int] = []  # sizes of the batches encoded, for tests and benchmarks
+
+    def expect(self, n: int) -> None:
+        """Tell the batcher how many callers are coming, so it need not wait for stragglers."""
+        with self._cond:
+            self._expected = n
+
+    def encode_one(self, text: str) -> np.ndarray:
+        future: Future[np.ndarray] = Future()
+        with self._cond:
+            self._pending.append((text, future))
+            self._expected = max(0, self._expected - 1)
+            # With no expectation set (a single invoke) the batch is encoded at once: nobody waits.
+            flush = len(self._pending) >= self.max_batch or self._expected == 0
+            if not flush:
+                self._cond.wait_for(lambda: not self._is_pending(future), timeout=self.max_wait_s)
+                flush = self._is_pending(future)  # timed out and nobody took us: encode what is there
+            batch = self._take() if flush else []
+        if batch:
+            self._run(batch)
+        return future.result()
+
+    def _is_pending(self, future: Future[np.ndarray]) -> bool:
+        return any(f is future for _, f in self._pending)
+
+    def _take(self) -> list[tuple[str, Future[np.ndarray]]]:
+        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        self._cond.notify_all()  # callers in this batch stop waiting and block on their future
+        return batch
+
+    def _run(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
+        try:
+            vectors = self._encode([text for text, _ in batch])
+        except BaseException as exc:  # every waiter must learn of the failure, not hang
+            for _, future in batch:
+                future.set_exception(exc)
+        else:
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector)
+        self.batches.append(len(batch))

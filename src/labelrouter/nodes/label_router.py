@@ -1,0 +1,92 @@
+"""Node `label_router`: embed → retrieve top-K labels → router × head → argmax or fallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from langgraph.runtime import Runtime
+
+from labelrouter.graph.context import LabelerContext
+from labelrouter.models.scoring import Scores, score
+from labelrouter.state import Candidate, EmailMessage, LabelingState, Routing, Summary
+from labelrouter.summarize.offline import SOURCE as OFFLINE_SOURCE
+
+
+def embedding_text(message: EmailMessage, summary: Summary | None, snippet_chars: int) -> str:
+    """What the router embeds: subject, the summary, and the start of the body.
+
+    The body snippet is always there, so an LLM summary can shift the vector but never decide alone
+    (a message cannot talk its way into a label through the summarizer). The offline summary is the
+    body's own lead, so it is left out rather than counted twice.
+    """
+    parts = [message.subject.strip()]
+    if summary is not None and summary.source != OFFLINE_SOURCE:
+        parts.append(summary.text.strip())
+    parts.append(message.body[:snippet_chars].strip())
+    return "\n".join(p for p in parts if p)
+
+
+def _rounded(values: np.ndarray, names: list[str]) -> dict[str, float]:
+    return {name: round(float(v), 4) for name, v in zip(names, values, strict=True)}
+
+
+def routing_from_scores(scores: Scores, row: int, ctx: LabelerContext) -> Routing:
+    """The explanation of one message's decision, from a batch of scores."""
+    names = ctx.labels.names
+    top = int(scores.top[row])
+    fallback = bool(scores.fallback[row]) and ctx.labels.fallback is not None
+    candidates = [
+        Candidate(
+            label=names[j], similarity=round(float(scores.similarities[row, j]), 4),
+            router_weight=round(float(scores.router[row, j]), 4), head_weight=round(float(scores.head[row, j]), 4),
+            final_score=round(float(scores.final[row, j]), 4),
+        )
+        for j in scores.topk[row]
+    ]
+    return Routing(
+        label=ctx.labels.fallback if fallback else names[top],  # type: ignore[arg-type]
+        top_label=names[top],
+        router_weights=_rounded(scores.router[row], names),
+        head_weights=_rounded(scores.head[row], names),
+        final_scores=_rounded(scores.final[row], names),
+        candidates=candidates,
+        confidence=round(float(scores.confidence[row]), 6),
+        margin=round(float(scores.margin[row]), 4),
+        threshold=ctx.params.threshold,
+        fallback=fallback,
+        reason="below-threshold" if fallback else "argmax",
+        model_version=ctx.model_version,
+        encoder_version=ctx.encoder.version,
+        labels_hash=ctx.labels.fingerprint(),
+    )
+
+
+def no_content_routing(ctx: LabelerContext) -> Routing:
+    """A message with no subject and no body text: nothing to route on, so the fallback label."""
+    zeros = {name: 0.0 for name in ctx.labels.names}
+    fallback = ctx.labels.fallback or ctx.labels.names[0]
+    return Routing(
+        label=fallback, top_label=fallback, router_weights=zeros, head_weights={n: 1.0 for n in zeros},
+        final_scores=zeros, candidates=[], confidence=0.0, margin=0.0, threshold=ctx.params.threshold,
+        fallback=ctx.labels.fallback is not None, reason="no-content", model_version=ctx.model_version,
+        encoder_version=ctx.encoder.version, labels_hash=ctx.labels.fingerprint(),
+    )
+
+
+def score_embeddings(embeddings: np.ndarray, ctx: LabelerContext) -> Scores:
+    """The scoring shared by the node and batch evaluation: similarities, head weights, decision."""
+    embeddings = np.atleast_2d(embeddings)
+    return score(
+        ctx.index.similarities(embeddings), ctx.head.weights(embeddings, ctx.labels.names), ctx.params,
+        ctx.index.routable, has_fallback=ctx.labels.fallback is not None,
+    )
+
+
+def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    if not state.message.has_content:
+        return {"routing": no_content_routing(ctx), "embedding": None}
+    vector = ctx.embed(embedding_text(state.message, state.summary, ctx.snippet_chars))
+    scores = score_embeddings(vector, ctx)
+    return {"routing": routing_from_scores(scores, 0, ctx), "embedding": [float(x) for x in vector]}

@@ -1,0 +1,121 @@
+"""Labeling many messages: batched graph invocations over a mailbox, with failures recorded, never dropped."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from labelrouter.errors import LabelRouterError
+from labelrouter.graph.context import LabelerContext
+from labelrouter.graph.inference import build_inference_graph
+from labelrouter.mail.parse import parse_message
+from labelrouter.models.batching import MicroBatcher
+from labelrouter.settings import Settings
+from labelrouter.state import EmailMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MessageOutcome:
+    message_id: str
+    subject: str = ""
+    label: str | None = None
+    confidence: float | None = None
+    fallback: bool = False
+    status: str = "failed"  # applied | unchanged | dry-run | skipped | failed
+    error: str | None = None
+    degraded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    outcomes: list[MessageOutcome] = field(default_factory=list)
+    already_processed: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Labeler:
+    """Runs the compiled inference graph for one message or many (micro-batched encoding)."""
+
+    def __init__(self, ctx: LabelerContext, settings: Settings, *, chunk_size: int | None = None):
+        self.ctx = ctx
+        self.settings = settings
+        self.chunk_size = chunk_size or settings.batch_size
+        self.graph = build_inference_graph().compile()
+
+    def parse(self, raw: bytes, *, message_id: str | None = None, label_ids: list[str] | None = None) -> EmailMessage:
+        s = self.settings
+        return parse_message(raw, message_id=message_id, label_ids=label_ids, max_bytes=s.max_message_bytes,
+                             max_body_chars=s.max_body_chars, snippet_chars=s.snippet_chars)
+
+    def label(self, message: EmailMessage) -> dict[str, Any]:
+        return self.graph.invoke({"message": message}, context=self.ctx)
+
+    def label_many(self, messages: list[EmailMessage]) -> list[dict[str, Any] | Exception]:
+        """Invoke the graph for every message concurrently so their encodings share forward passes."""
+        results: list[dict[str, Any] | Exception] = []
+        for chunk in _chunks(messages, self.chunk_size):
+            batcher = MicroBatcher(self.ctx.encoder.encode, max_batch=self.chunk_size)
+            batcher.expect(len(chunk))
+            ctx = dataclasses.replace(self.ctx, batcher=batcher)
+            results.extend(self.graph.batch(
+                [{"message": m} for m in chunk], {"max_concurrency": len(chunk)}, return_exceptions=True,
+                context=ctx,
+            ))
+        return results
+
+    def run_mailbox(self, *, limit: int | None = None, progress: Callable[[int], None] | None = None,
+                    on_total: Callable[[int], None] | None = None) -> RunReport:
+        """Label every inbox message the store has not labeled yet; record failures."""
+        mailbox, store = self.ctx.mailbox, self.ctx.store
+        if mailbox is None:
+            raise LabelRouterError("run needs a mailbox")
+        done = store.labeled_ids() if store is not None else set()
+        inbox = mailbox.list_inbox()
+        todo = [mid for mid in inbox if mid not in done]
+        report = RunReport(already_processed=len(inbox) - len(todo))
+        if limit is not None:
+            todo = todo[:limit]
+        if on_total:
+            on_total(len(todo))
+        record = self.ctx.mode == "apply" and store is not None
+        for chunk in _chunks(todo, self.chunk_size):
+            parsed: list[EmailMessage] = []
+            for mid in chunk:
+                try:
+                    parsed.append(self.parse(mailbox.fetch(mid), message_id=mid, label_ids=mailbox.label_ids(mid)))
+                except LabelRouterError as exc:
+                    report.outcomes.append(MessageOutcome(mid, status="failed", error=str(exc)))
+                    if record:
+                        store.record_failed(mid, str(exc))  # type: ignore[union-attr]
+                    if progress:
+                        progress(1)
+            for message, result in zip(parsed, self.label_many(parsed), strict=True):
+                report.outcomes.append(self._outcome(message, result, record))
+                if progress:
+                    progress(1)
+        return report
+
+    def _outcome(self, message: EmailMessage, result: dict[str, Any] | Exception, record: bool) -> MessageOutcome:
+        if isinstance(result, Exception):
+            error = f"{type(result).__name__}: {result}"
+            log.warning("message %s failed: %s", message.id, error)
+            if record:
+                self.ctx.store.record_failed(message.id, error)  # type: ignore[union-attr]
+            return MessageOutcome(message.id, message.subject, status="failed", error=error)
+        routing, applied = result["routing"], result["applied"]
+        return MessageOutcome(
+            message.id, message.subject, label=applied.label, confidence=routing.confidence,
+            fallback=routing.fallback, status=applied.status, degraded=list(result.get("errors") or []),
+        )

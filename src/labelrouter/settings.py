@@ -1,0 +1,94 @@
+"""One typed settings object. Values come from `LABELROUTER_*` environment variables or a `.env` file.
+
+Secrets (the Gemini key) are read only from the environment and never printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from labelrouter.errors import ConfigError
+
+# An editable install (the README's) resolves this to the checkout, so `config/` is found from anywhere.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_config(name: str) -> Path:
+    local = Path("config") / name
+    return local if local.exists() else PROJECT_ROOT / "config" / name
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABELROUTER_", env_file=".env", extra="ignore")
+
+    # Where things live (the embedded default: all local files).
+    labels_path: Path = Field(default_factory=lambda: _default_config("labels.json"))
+    mailbox_ids_path: Path = Field(default_factory=lambda: _default_config("gmail_labels.json"))
+    home: Path = Path(".labelrouter")
+    mailbox_path: Path | None = None  # default: <home>/mailbox (a Maildir)
+    db_path: Path | None = None  # default: <home>/labelrouter.sqlite3
+    models_dir: Path | None = None  # default: <home>/models
+
+    # Router.
+    top_k: int = Field(20, ge=1)
+    # Router weight = 100 · sigmoid((cosine − sim_center) / sim_scale); see docs/scoring.md.
+    sim_center: float = 0.25
+    sim_scale: float = Field(0.07, gt=0)
+    # A decision whose confidence (winner's final score / 100) is below this gets the fallback label.
+    fallback_threshold: float = Field(0.35, ge=0, le=1)
+
+    # Encoder.
+    encoder_path: Path | None = None  # default: the packaged all-MiniLM-L6-v2
+    encoder_device: str = "cpu"
+    # bf16 autocast: "auto" uses it only where the CPU has native bf16 (it is ~5x slower without).
+    encoder_autocast: Literal["auto", "bf16", "off"] = "auto"
+    batch_size: int = Field(64, ge=1)
+
+    # Input cleaning.
+    max_message_bytes: int = Field(30_000_000, ge=1024)
+    max_body_chars: int = Field(20_000, ge=100)
+    snippet_chars: int = Field(1_500, ge=50)
+
+    # Summarizer: "auto" uses Gemini when a key is set, the offline summarizer otherwise.
+    summarizer: Literal["auto", "offline", "gemini"] = "auto"
+    gemini_model: str = "gemini-2.5-flash"
+    google_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("LABELROUTER_GOOGLE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")
+    )
+    llm_attempts: int = Field(3, ge=1)
+    llm_backoff_s: float = Field(1.0, ge=0)
+    llm_timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def resolved_mailbox_path(self) -> Path:
+        return self.mailbox_path or self.home / "mailbox"
+
+    @property
+    def resolved_db_path(self) -> Path:
+        return self.db_path or self.home / "labelrouter.sqlite3"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    def use_gemini(self) -> bool:
+        if self.summarizer == "offline":
+            return False
+        if self.summarizer == "gemini" and self.google_api_key is None:
+            raise ConfigError("summarizer is 'gemini' but neither GOOGLE_API_KEY nor GEMINI_API_KEY is set")
+        return self.google_api_key is not None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

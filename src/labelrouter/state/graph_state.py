@@ -1,0 +1,78 @@
+"""Typed state of the inference graph. Only serializable values: it is checkpointed and persisted."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from labelrouter.state.message import EmailMessage
+
+
+class Summary(BaseModel):
+    text: str = Field(description="Short neutral summary of the message.")
+    source: str = Field(description="Which summarizer wrote it: 'offline' or 'gemini:<model>'.")
+
+
+class Candidate(BaseModel):
+    """One of the top-K retrieved labels."""
+
+    label: str
+    similarity: float = Field(description="Cosine similarity of message and label vectors.")
+    router_weight: float = Field(ge=0, le=100)
+    head_weight: float = Field(ge=0, le=1)
+    final_score: float = Field(ge=0, le=100)
+
+
+class Routing(BaseModel):
+    """The label router's decision and everything that explains it (one entry per label, in label order)."""
+
+    label: str
+    top_label: str = Field(description="Argmax of final scores, before the fallback rule.")
+    router_weights: dict[str, float]
+    head_weights: dict[str, float]
+    final_scores: dict[str, float]
+    candidates: list[Candidate] = Field(description="Top-K by similarity, best first.")
+    confidence: float = Field(ge=0, le=1, description="Winner's final score / 100.")
+    margin: float = Field(description="Final score of top-1 minus top-2 (0–100 scale).")
+    threshold: float
+    fallback: bool
+    reason: str = Field(description="Why this label: 'argmax', 'below-threshold' or 'no-content'.")
+    model_version: str
+    encoder_version: str
+    labels_hash: str
+
+
+class ApplyResult(BaseModel):
+    status: Literal["applied", "unchanged", "dry-run", "skipped"]
+    label: str
+    archive: bool
+    label_ids_before: list[str] = Field(default_factory=list)
+    label_ids_after: list[str] = Field(default_factory=list)
+    detail: str = ""
+
+
+class LabelingInput(BaseModel):
+    message: EmailMessage
+
+
+class LabelingState(BaseModel):
+    message: EmailMessage
+    summary: Summary | None = None
+    routing: Routing | None = None
+    # The message vector the router used; persisted so training never re-embeds with the same encoder.
+    embedding: list[float] | None = None
+    applied: ApplyResult | None = None
+    # Nodes return only their new errors; the reducer appends them.
+    errors: Annotated[list[str], operator.add] = Field(
+        default_factory=list, description="What degraded (e.g. LLM summarizer down)."
+    )
+
+
+class LabelingOutput(BaseModel):
+    message: EmailMessage
+    summary: Summary | None = None
+    routing: Routing | None = None
+    applied: ApplyResult | None = None
+    errors: list[str] = Field(default_factory=list)

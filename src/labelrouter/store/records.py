@@ -1,0 +1,71 @@
+"""What the store keeps per processed message, independent of the backend."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from labelrouter.state import LabelingState
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def labeled_row(state: LabelingState) -> dict[str, Any]:
+    """Flatten a finished graph state into one `processed_messages` row."""
+    routing, applied = state.routing, state.applied
+    assert routing is not None and applied is not None, "only a routed and applied state is persisted"
+    embedding = np.asarray(state.embedding, dtype="<f4") if state.embedding is not None else None
+    return {
+        **_message_columns(state),
+        "status": "labeled",
+        "error": None,
+        "summary": state.summary.text if state.summary else None,
+        "summarizer": state.summary.source if state.summary else None,
+        "label_applied": applied.label,  # what the mailbox carries, which may be an earlier run's label
+        "top_label": routing.top_label,
+        "fallback": int(routing.fallback),
+        "confidence": routing.confidence,
+        "margin": routing.margin,
+        "threshold": routing.threshold,
+        "candidates": json.dumps([c.model_dump() for c in routing.candidates], ensure_ascii=False),
+        "router_weights": json.dumps(routing.router_weights, ensure_ascii=False),
+        "head_weights": json.dumps(routing.head_weights, ensure_ascii=False),
+        "final_scores": json.dumps(routing.final_scores, ensure_ascii=False),
+        "label_ids_before": json.dumps(applied.label_ids_before, ensure_ascii=False),
+        "label_ids_after": json.dumps(applied.label_ids_after, ensure_ascii=False),
+        "archived": int(applied.archive),
+        "embedding": embedding.tobytes() if embedding is not None else None,
+        "embedding_dim": int(embedding.shape[0]) if embedding is not None else None,
+        "encoder_version": routing.encoder_version,
+        "model_version": routing.model_version,
+        "labels_hash": routing.labels_hash,
+        "degraded": json.dumps(state.errors, ensure_ascii=False),
+        "processed_at": utcnow(),
+    }
+
+
+def failed_row(state: LabelingState | None, message_id: str, error: str) -> dict[str, Any]:
+    """A row for a message that could not be processed; what is known of it is kept."""
+    base = _message_columns(state) if state is not None else {"message_id": message_id}
+    return {**base, "message_id": message_id, "status": "failed", "error": error[:2000], "processed_at": utcnow()}
+
+
+def _message_columns(state: LabelingState) -> dict[str, Any]:
+    msg = state.message
+    return {
+        "message_id": msg.id,
+        "thread_id": msg.thread_id,
+        "rfc822_id": msg.rfc822_id,
+        "subject": msg.subject[:500],
+        "sender": msg.sender[:500],
+        "message_date": msg.date.isoformat() if msg.date else None,
+    }
+
+
+def decode_embedding(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype="<f4").copy()
