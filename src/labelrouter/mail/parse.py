@@ -7,6 +7,7 @@ import email
 import email.utils
 import hashlib
 import mailbox
+import re
 import tempfile
 from collections.abc import Iterator
 from email import policy
@@ -148,7 +149,8 @@ def iter_mbox(path: Path) -> Iterator[bytes]:
     box = mailbox.mbox(str(path), create=False)
     try:
         for key in box.iterkeys():
-            yield box.get_bytes(key)
+            # mboxrd quoting: a body line ">From " (or ">>From ") was escaped on write; undo one level.
+            yield re.sub(rb"(?m)^>(>*From )", rb"\1", box.get_bytes(key))
     finally:
         box.close()
 

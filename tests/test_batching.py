@@ -1,0 +1,88 @@
+"""Micro-batching: concurrent callers share forward passes; nobody waits alone; failures reach everyone."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from labelrouter.models.batching import MicroBatcher
+
+
+def _fake_encode(calls):
+    def encode(texts):
+        calls.append(list(texts))
+        return np.array([[float(len(t))] for t in texts])
+    return encode
+
+
+def _run_concurrently(batcher, texts):
+    results = [None] * len(texts)
+
+    def worker(i):
+        results[i] = batcher.encode_one(texts[i])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    return results
+
+
+def test_expected_callers_share_one_batch():
+    calls = []
+    batcher = MicroBatcher(_fake_encode(calls), max_batch=64, max_wait_s=5.0)
+    texts = ["a" * i for i in range(1, 17)]
+    batcher.expect(len(texts))
+    results = _run_concurrently(batcher, texts)
+    assert len(calls) == 1 and sorted(map(len, calls[0])) == list(range(1, 17))
+    assert [r[0] for r in results] == [float(len(t)) for t in texts]  # each caller gets its own vector
+
+
+def test_max_batch_splits_and_a_single_call_does_not_wait():
+    calls = []
+    batcher = MicroBatcher(_fake_encode(calls), max_batch=4, max_wait_s=5.0)
+    batcher.expect(8)
+    _run_concurrently(batcher, ["x"] * 8)
+    assert sorted(len(c) for c in calls) == [4, 4]
+    calls.clear()
+    assert batcher.encode_one("solo")[0] == 4.0 and calls == [["solo"]]  # no expectation: immediate
+
+
+def test_encoder_failure_reaches_every_caller():
+    def broken(texts):
+        raise RuntimeError("encoder exploded")
+
+    batcher = MicroBatcher(broken, max_batch=8, max_wait_s=5.0)
+    batcher.expect(3)
+    errors = []
+
+    def worker():
+        try:
+            batcher.encode_one("t")
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert errors == ["encoder exploded"] * 3
+
+
+def test_missing_caller_is_bounded_by_max_wait():
+    calls = []
+    batcher = MicroBatcher(_fake_encode(calls), max_batch=8, max_wait_s=0.01)
+    batcher.expect(3)  # one of the three never arrives (its message failed earlier)
+    results = _run_concurrently(batcher, ["a", "bb"])
+    assert [r[0] for r in results] == [1.0, 2.0]
+    assert sum(len(c) for c in calls) == 2
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_results_match_unbatched(n):
+    batcher = MicroBatcher(_fake_encode([]), max_batch=2, max_wait_s=1.0)
+    batcher.expect(n)
+    texts = [f"text {'x' * i}" for i in range(n)]
+    assert [r[0] for r in _run_concurrently(batcher, texts)] == [float(len(t)) for t in texts]
