@@ -6,9 +6,9 @@ mail does: plain text, HTML-only, multipart/alternative, a reply with a quote an
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as MIMEMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime, timedelta
 
 SAMPLES: list[tuple[str, str, str, str, str]] = [
     ("💼-work-projects", "Priya Natarajan <priya@northwind.example>", "Q3 dashboard: release candidate ready for review",

@@ -20,10 +20,10 @@ def _layers(graph: Graph) -> dict[str, int]:
     for _ in range(len(graph.nodes)):
         changed = False
         for edge in graph.edges:
-            if edge.target in layer and layer[edge.target] <= layer[edge.source] and edge.source != edge.target:
-                if layer[edge.source] + 1 < len(graph.nodes):
-                    layer[edge.target] = layer[edge.source] + 1
-                    changed = True
+            deeper = layer[edge.source] + 1
+            if edge.source != edge.target and layer[edge.target] < deeper < len(graph.nodes):
+                layer[edge.target] = deeper
+                changed = True
         if not changed:
             break
     return layer

@@ -46,11 +46,18 @@ def decode_bytes(payload: bytes, charset: str | None) -> tuple[str, str | None]:
 def _header(msg: Message, name: str, warnings: list[str]) -> str:
     try:
         value = msg.get(name)
-        return " ".join(str(value).split()) if value is not None else ""
+        text = " ".join(str(value).split()) if value is not None else ""
     except Exception as exc:  # malformed encoded words raise deep inside the email package
         warnings.append(f"unreadable {name} header: {type(exc).__name__}")
-        raw = msg.get_all(name, failobj=[]) if hasattr(msg, "get_all") else []
-        return " ".join(str(raw[0]).split()) if raw else ""
+        text = "\ufffd"
+    if "\ufffd" in text:
+        # Raw 8-bit bytes in a header (no RFC 2047 encoding): decode them like the body's charset.
+        raw = next((v for k, v in msg.raw_items() if k.lower() == name), None)
+        if isinstance(raw, str):
+            decoded, _ = decode_bytes(raw.encode("ascii", "surrogateescape"), msg.get_content_charset())
+            text = " ".join(decoded.split())
+            warnings.append(f"8-bit {name} header")
+    return text
 
 
 def _text_parts(msg: Message, warnings: list[str]) -> tuple[str, str]:
@@ -96,7 +103,7 @@ def parse_message(
     if len(raw) > max_bytes:
         raise MessageParseError(f"message is {len(raw):,} bytes, over the {max_bytes:,}-byte cap")
     msg = email.message_from_bytes(raw, policy=policy.default)
-    if not {key.lower() for key in msg.keys()} & _KNOWN_HEADERS:
+    if not {key.lower() for key in msg} & _KNOWN_HEADERS:
         raise MessageParseError("not an RFC 822 message: no From/To/Subject/Date/Content-Type header found")
 
     warnings = [type(defect).__name__ for part in msg.walk() for defect in part.defects]

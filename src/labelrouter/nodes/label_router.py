@@ -27,8 +27,12 @@ def embedding_text(message: EmailMessage, summary: Summary | None, snippet_chars
     return "\n".join(p for p in parts if p)
 
 
-def _rounded(values: np.ndarray, names: list[str]) -> dict[str, float]:
-    return {name: round(float(v), 4) for name, v in zip(names, values, strict=True)}
+def _explained(scores: Scores, row: int, names: list[str]) -> tuple[dict[str, float], ...]:
+    """Router, head and final per label, rounded so that final == router × head holds in the JSON too."""
+    router = {n: round(float(v), 4) for n, v in zip(names, scores.router[row], strict=True)}
+    head = {n: round(float(v), 6) for n, v in zip(names, scores.head[row], strict=True)}
+    final = {n: round(router[n] * head[n], 6) for n in names}
+    return router, head, final
 
 
 def routing_from_scores(scores: Scores, row: int, ctx: LabelerContext) -> Routing:
@@ -36,20 +40,18 @@ def routing_from_scores(scores: Scores, row: int, ctx: LabelerContext) -> Routin
     names = ctx.labels.names
     top = int(scores.top[row])
     fallback = bool(scores.fallback[row]) and ctx.labels.fallback is not None
+    router, head, final = _explained(scores, row, names)
     candidates = [
-        Candidate(
-            label=names[j], similarity=round(float(scores.similarities[row, j]), 4),
-            router_weight=round(float(scores.router[row, j]), 4), head_weight=round(float(scores.head[row, j]), 4),
-            final_score=round(float(scores.final[row, j]), 4),
-        )
+        Candidate(label=names[j], similarity=round(float(scores.similarities[row, j]), 4),
+                  router_weight=router[names[j]], head_weight=head[names[j]], final_score=final[names[j]])
         for j in scores.topk[row]
     ]
     return Routing(
         label=ctx.labels.fallback if fallback else names[top],  # type: ignore[arg-type]
         top_label=names[top],
-        router_weights=_rounded(scores.router[row], names),
-        head_weights=_rounded(scores.head[row], names),
-        final_scores=_rounded(scores.final[row], names),
+        router_weights=router,
+        head_weights=head,
+        final_scores=final,
         candidates=candidates,
         confidence=round(float(scores.confidence[row]), 6),
         margin=round(float(scores.margin[row]), 4),

@@ -1,0 +1,141 @@
+"""The inference graph on the real encoder: the score contract, top-K, fallback, a trained head."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelrouter.graph.context import build_context
+from labelrouter.graph.draw import draw
+from labelrouter.graph.inference import build_inference_graph
+from labelrouter.mail.parse import parse_message
+from labelrouter.models.head import LinearHead
+from labelrouter.pipeline import Labeler
+from labelrouter.settings import load_settings
+from labelrouter.state import EmailMessage
+from tests.conftest import LABELS_JSON
+from tests.helpers import eml
+
+ORDER = parse_message(eml("Your order #A-77 has shipped", "Your package is on its way. Tracking number 1Z84X."))
+
+
+def assert_contract(routing, labels, top_k):
+    names = labels.names
+    assert list(routing.router_weights) == names  # one entry per label, in label order
+    for name in names:
+        r, h, f = routing.router_weights[name], routing.head_weights[name], routing.final_scores[name]
+        assert 0 <= r <= 100 and 0 <= h <= 1
+        assert f == pytest.approx(r * h, abs=1e-6)
+    retrieved = {c.label for c in routing.candidates}
+    assert len(retrieved) == min(top_k, len(labels.routable))
+    assert all(routing.router_weights[n] == 0 for n in names if n not in retrieved)
+    best = max(routing.final_scores, key=routing.final_scores.get)
+    assert routing.top_label == best
+    assert routing.confidence == pytest.approx(routing.final_scores[best] / 100, abs=1e-5)
+    if routing.confidence < routing.threshold:
+        assert routing.fallback and routing.label == labels.fallback
+    else:
+        assert not routing.fallback and routing.label == best
+
+
+def test_invoke_keeps_the_whole_explanation(ctx):
+    out = build_inference_graph().compile().invoke({"message": ORDER}, context=ctx)
+    routing = out["routing"]
+    assert_contract(routing, ctx.labels, 20)
+    assert routing.label == "🛒-shopping-orders" and routing.reason == "argmax"
+    assert routing.model_version == f"{ctx.encoder.version}+head:cold-start"
+    assert routing.labels_hash == ctx.labels.fingerprint()
+    assert out["summary"].source == "offline" and out["applied"].status == "skipped"
+    assert "embedding" not in out  # the output schema narrows what comes out
+    assert all(h == 1.0 for h in routing.head_weights.values())  # cold start
+
+
+def test_more_labels_than_k(settings, encoder):
+    ctx = build_context(settings.model_copy(update={"top_k": 5}))
+    routing = Labeler(ctx, settings).label(ORDER)["routing"]
+    assert_contract(routing, ctx.labels, 5)
+    assert sum(1 for w in routing.router_weights.values() if w > 0) == 5
+
+
+def test_threshold_decides_fallback(settings, encoder):
+    strict = Labeler(build_context(settings.model_copy(update={"fallback_threshold": 0.99})), settings)
+    routing = strict.label(ORDER)["routing"]
+    assert routing.fallback and routing.label == "other" and routing.reason == "below-threshold"
+    assert routing.top_label == "🛒-shopping-orders"
+    lenient = Labeler(build_context(settings.model_copy(update={"fallback_threshold": 0.0})), settings)
+    assert not lenient.label(ORDER)["routing"].fallback
+
+
+def test_vague_message_falls_back_at_the_default_threshold(ctx, settings):
+    vague = parse_message(eml("Re: your ref. 0091", "Kindly revert with the requested particulars."))
+    routing = Labeler(ctx, settings).label(vague)["routing"]
+    assert_contract(routing, ctx.labels, 20)
+    assert routing.fallback and routing.label == "other"
+
+
+def test_message_without_content_gets_the_fallback(ctx, settings):
+    routing = Labeler(ctx, settings).label(EmailMessage(id="empty"))["routing"]
+    assert routing.label == "other" and routing.reason == "no-content" and routing.candidates == []
+
+
+def test_a_trained_head_reweights_and_brings_its_threshold(settings, encoder, tmp_path: Path):
+    labels_ctx = build_context(settings)
+    names = labels_ctx.labels.names
+    favoured = names.index("🛒-shopping-promotions")
+    b = np.full(len(names), -5.0, np.float32)
+    b[favoured] = 5.0
+    head = LinearHead(labels=names, W=np.zeros((len(names), encoder.dim), np.float32), b=b, version="h1",
+                      embedder=encoder.version, thresholds={"fallback": 0.02})
+    models = settings.resolved_models_dir
+    head.save(models / "head" / "versions" / "h1")
+    (models / "head" / "current.json").write_text(json.dumps({"version": "h1"}))
+    ctx = build_context(settings)
+    routing = Labeler(ctx, settings).label(ORDER)["routing"]
+    assert_contract(routing, ctx.labels, 20)
+    assert routing.threshold == 0.02 and routing.model_version.endswith("+head:h1")
+    assert routing.label == "🛒-shopping-promotions"  # router alone would say orders
+    assert routing.head_weights["🛒-shopping-promotions"] > 0.99
+
+
+def test_batched_labeling_matches_one_by_one(ctx, settings):
+    from labelrouter.demo import sample_messages
+
+    labeler = Labeler(ctx, settings, chunk_size=8)
+    messages = [parse_message(raw) for _, raw in sample_messages()[:12]]
+    batched = labeler.label_many(messages)
+    for message, result in zip(messages, batched, strict=True):
+        single = labeler.label(message)["routing"]
+        assert result["routing"].label == single.label
+        assert result["routing"].confidence == pytest.approx(single.confidence, abs=1e-3)
+
+
+def test_graph_can_be_extended_with_a_node(ctx):
+    builder = build_inference_graph()
+
+    def audit(state):
+        return {"errors": [f"audited {state.routing.label}"]}
+
+    builder.add_node("audit", audit)
+    builder.add_edge("apply", "audit")
+    out = builder.compile().invoke({"message": ORDER}, context=ctx)
+    assert out["errors"] == ["audited 🛒-shopping-orders"]
+
+
+def test_drawings_show_the_pipeline():
+    graph = build_inference_graph().compile().get_graph()
+    mermaid = draw(graph, "mermaid")
+    for edge in ("__start__ --> summarize", "summarize --> label_router", "label_router --> apply", "apply --> __end__"):
+        assert edge in mermaid
+    ascii_art = draw(graph, "ascii")
+    assert all(name in ascii_art for name in ("summarize", "label_router", "apply"))
+    assert draw(graph, "png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_settings_reject_bad_values():
+    from labelrouter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="top_k"):
+        load_settings(top_k=0, labels_path=LABELS_JSON)
+    with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
+        load_settings(summarizer="gemini").use_gemini()
