@@ -139,3 +139,10 @@ def test_settings_reject_bad_values():
         load_settings(top_k=0, labels_path=LABELS_JSON)
     with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
         load_settings(summarizer="gemini").use_gemini()
+
+
+def test_registered_graph_runs_without_a_context():
+    """`langgraph dev` passes no context: the nodes build the default one from settings once."""
+    from labelrouter.graph.app import graph
+
+    assert graph.invoke({"message": ORDER})["routing"].label == "🛒-shopping-orders"

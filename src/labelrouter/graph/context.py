@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
 
@@ -72,3 +73,17 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
         params=params, head=head, mode=mode, mailbox=mailbox, mailbox_ids=mailbox_ids, store=store,
         snippet_chars=settings.snippet_chars,
     )
+
+
+@lru_cache(maxsize=1)
+def default_context() -> LabelerContext:
+    """Context from the environment's settings, for hosts that cannot pass one (e.g. `langgraph dev`)."""
+    from labelrouter.settings import load_settings
+
+    return build_context(load_settings(), mode="decide")
+
+
+def resolve_context(runtime: Any) -> LabelerContext:
+    """The context a node runs with: the caller's, or the default built once from settings."""
+    ctx = getattr(runtime, "context", None)
+    return ctx if isinstance(ctx, LabelerContext) else default_context()

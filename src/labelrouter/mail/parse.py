@@ -53,8 +53,12 @@ def _header(msg: Message, name: str, warnings: list[str]) -> str:
     if "\ufffd" in text:
         # Raw 8-bit bytes in a header (no RFC 2047 encoding): decode them like the body's charset.
         raw = next((v for k, v in msg.raw_items() if k.lower() == name), None)
-        if isinstance(raw, str):
-            decoded, _ = decode_bytes(raw.encode("ascii", "surrogateescape"), msg.get_content_charset())
+        try:
+            raw_bytes = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else None
+        except UnicodeEncodeError:  # already-decoded text: nothing better to recover
+            raw_bytes = None
+        if raw_bytes is not None:
+            decoded, _ = decode_bytes(raw_bytes, msg.get_content_charset())
             text = " ".join(decoded.split())
             warnings.append(f"8-bit {name} header")
     return text

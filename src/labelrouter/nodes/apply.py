@@ -7,12 +7,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from labelrouter.errors import MailboxError
-from labelrouter.graph.context import LabelerContext
+from labelrouter.graph.context import LabelerContext, resolve_context
 from labelrouter.state import ApplyResult, LabelingState
 
 
 def apply(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = resolve_context(runtime)
     routing = state.routing
     if routing is None:
         raise MailboxError("apply reached without a routing decision")
