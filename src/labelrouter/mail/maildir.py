@@ -37,6 +37,7 @@ def _unique_name(filename: str) -> str:
 class LocalMaildir:
     def __init__(self, root: Path, *, create: bool = True):
         self.root = Path(root)
+        self._listing: dict[str, tuple[list[int | None], dict[str, Path]]] = {}
         if not create and not (self.root / "cur").is_dir():
             raise MailboxError(f"no Maildir at {self.root} (expected cur/, new/, tmp/)")
         try:
@@ -54,17 +55,27 @@ class LocalMaildir:
         return [INBOX, *sorted(self._box.list_folders())]
 
     def _files(self, label_id: str) -> dict[str, Path]:
-        """unique name → path, for one folder."""
-        found: dict[str, Path] = {}
+        """unique name → path, for one folder. Cached per directory mtime: an add, removal or rename by a
+        mail client changes it; our own writes drop the entry (two changes within one clock tick can share
+        an mtime), so a run does not list every folder for every message."""
         base = self._dir(label_id)
+        stamps = []
         for sub in ("new", "cur"):
             try:
-                entries = os.listdir(base / sub)
+                stamps.append((base / sub).stat().st_mtime_ns)
             except FileNotFoundError:
+                stamps.append(None)
+        cached = self._listing.get(label_id)
+        if cached is not None and cached[0] == stamps:
+            return cached[1]
+        found: dict[str, Path] = {}
+        for sub, stamp in zip(("new", "cur"), stamps, strict=True):
+            if stamp is None:
                 continue
-            for entry in entries:
+            for entry in os.listdir(base / sub):
                 if not entry.startswith("."):
                     found[_unique_name(entry)] = base / sub / entry
+        self._listing[label_id] = (stamps, found)
         return found
 
     def _locations(self, message_id: str) -> dict[str, Path]:
@@ -98,6 +109,7 @@ class LocalMaildir:
     # -- writing -------------------------------------------------------------------------------
     def deliver(self, raw: bytes) -> str:
         """Add a message to the inbox (written to tmp/ then renamed into new/, as Maildir requires)."""
+        self._listing.pop(INBOX, None)
         return self._box.add(raw)
 
     def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
@@ -137,6 +149,8 @@ class LocalMaildir:
                 staging = self._dir(label_id) / "tmp" / source.name
                 shutil.copy2(source, staging)
                 staging.replace(target)
+            self._listing.pop(label_id, None)
         if archive and INBOX in locations:
             locations[INBOX].unlink(missing_ok=True)
+            self._listing.pop(INBOX, None)
         return MailboxChange(True, before, self.label_ids(message_id))
