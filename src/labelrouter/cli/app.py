@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from labelrouter.errors import LabelRouterError
+from labelrouter.labels import load_label_set
 from labelrouter.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -181,16 +182,21 @@ def run(
 def graph(
     fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid, ascii or png.")] = "mermaid",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (required for png).")] = None,
+    which: Annotated[str, typer.Option("--graph", help="inference or train.")] = "inference",
 ) -> None:
-    """Draw the inference graph (offline)."""
+    """Draw the inference graph, or the training graph with --graph train (offline)."""
     from labelrouter.graph.draw import draw
     from labelrouter.graph.inference import build_inference_graph
+    from labelrouter.training.graph import build_training_graph
 
+    builders = {"inference": build_inference_graph, "train": build_training_graph}
+    if which not in builders:
+        raise LabelRouterError(f"unknown graph {which!r}: use inference or train")
     if fmt not in ("mermaid", "ascii", "png"):
         raise LabelRouterError(f"unknown format {fmt!r}: use mermaid, ascii or png")
     if fmt == "png" and output is None:
         raise LabelRouterError("--format png needs --output FILE.png")
-    drawing = draw(build_inference_graph().compile().get_graph(), fmt)  # type: ignore[arg-type]
+    drawing = draw(builders[which]().compile().get_graph(), fmt)  # type: ignore[arg-type]
     if output is not None:
         output.write_bytes(drawing if isinstance(drawing, bytes) else drawing.encode())
         out.print(f"wrote {output}")
@@ -217,6 +223,97 @@ def demo(
     out.print(_summary_line(report))
     out.print(f"matches the label we expected for {correct}/{len(report.outcomes)} messages "
               f"(cold start: no corrections yet). Maildir: {directory / 'mailbox'}")
+
+
+@app.command("import")
+@friendly_errors
+def import_(
+    messages: Annotated[Path, typer.Option("--messages", help="JSONL or JSONL.gz, one labeled message a line.")],
+    taxonomy: Annotated[Path, typer.Option("--taxonomy", help="taxonomy.json of the set.")],
+    oos_label: Annotated[str | None, typer.Option("--oos-label", help="Label of out-of-scope rows (skipped).")] = None,
+    labels: LabelsOpt = None,
+) -> None:
+    """Import a labeled set (../shared/data format) as gold examples for training; embeds each row once."""
+    from labelrouter.models.encoder import load_encoder
+    from labelrouter.store.sqlite import SQLiteStore
+    from labelrouter.training.importer import import_examples, read_labeled_set
+
+    settings = _settings(labels)
+    data = read_labeled_set(messages, taxonomy, oos_label=oos_label)  # validated before anything is written
+    configured = load_label_set(settings.labels_path)
+    outside = sorted({r["label"] for r in data.rows if r["label"] not in configured and r["label"] != oos_label})
+    if len(outside) == len({r["label"] for r in data.rows if r["label"] != oos_label}):
+        raise LabelRouterError(f"none of the set's labels is in {settings.labels_path}; train would ignore them all")
+    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
+    store = SQLiteStore(settings.resolved_db_path)
+    try:
+        with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("embedding", total=sum(1 for r in data.rows if r["label"] != oos_label))
+            count = import_examples(store, encoder, data, snippet_chars=settings.snippet_chars,
+                                    progress=lambda n: progress.advance(task, n))
+    finally:
+        store.close()
+    out.print(f"imported {count} gold examples from {data.name}"
+              + (f"; {len(outside)} of its labels are not configured and will not be trained" if outside else ""))
+
+
+@app.command()
+@friendly_errors
+def train(labels: LabelsOpt = None) -> None:
+    """Run the training graph: mine examples, train a head, evaluate it, promote it only if it is better."""
+    from labelrouter.store.sqlite import SQLiteStore
+    from labelrouter.training import build_training_context, run_training
+
+    settings = _settings(labels)
+    labels_set = load_label_set(settings.labels_path)
+    store = SQLiteStore(settings.resolved_db_path)
+    try:
+        ctx = build_training_context(settings, store, labels=labels_set)
+        with err.status("training") as status:
+            state = run_training(ctx, on_node=lambda node: status.update(f"training: {node} done"))
+    finally:
+        store.close()
+    typer.echo(json.dumps(state.model_dump(exclude={"train_ids", "val_ids"}), indent=2, ensure_ascii=False))
+
+
+models_app = typer.Typer(help="List promoted heads, or roll back.", no_args_is_help=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+@friendly_errors
+def models_list(context: typer.Context) -> None:
+    """List head versions with their validation metrics (current one marked)."""
+    from labelrouter.training.registry import list_versions
+
+    if context.invoked_subcommand is not None:
+        return
+    settings = _settings()
+    table = Table()
+    for column in ("version", "current", "created", "top-1", "Recall@K", "threshold", "n_train"):
+        table.add_column(column)
+    for meta in list_versions(settings.resolved_models_dir):
+        val = (meta.get("metrics") or {}).get("validation") or {}
+        table.add_row(str(meta.get("version")), "✓" if meta["current"] else "", str(meta.get("created_at", "")),
+                      f"{val.get('top1', float('nan')):.4f}", f"{val.get('recall@k', float('nan')):.4f}",
+                      f"{(meta.get('thresholds') or {}).get('fallback', float('nan')):.3f}",
+                      str((meta.get("metrics") or {}).get("n_train", "")))
+    if table.row_count:
+        out.print(table)
+    current = next((m["version"] for m in list_versions(settings.resolved_models_dir) if m["current"]), None)
+    out.print(f"current head: {current}" if current else
+              "current head: cold-start (1.0 for every label; no head promoted, or rolled back to none)")
+
+
+@models_app.command("rollback")
+@friendly_errors
+def models_rollback() -> None:
+    """Make the previously promoted head current again (or the cold-start head)."""
+    from labelrouter.training.registry import rollback
+
+    now = rollback(_settings().resolved_models_dir)
+    out.print(f"current head: {now or 'cold-start'}")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -12,7 +13,7 @@ from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.batching import MicroBatcher
 from labelrouter.models.encoder import Encoder, load_encoder
-from labelrouter.models.head import ColdStartHead, Head, load_current_head
+from labelrouter.models.head import ColdStartHead, CurrentHead, Head
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.settings import Settings
@@ -41,6 +42,12 @@ class LabelerContext:
     def model_version(self) -> str:
         return f"{self.encoder.version}+head:{self.head.version}"
 
+    @property
+    def scoring(self) -> ScoringParams:
+        """Scoring parameters; a promoted head brings its own refit fallback threshold."""
+        threshold = (getattr(self.head, "thresholds", None) or {}).get("fallback")
+        return self.params if threshold is None else dataclasses.replace(self.params, threshold=float(threshold))
+
     def embed(self, text: str) -> np.ndarray:
         if self.batcher is not None:
             return self.batcher.encode_one(text)
@@ -63,9 +70,8 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
     labels = labels or load_label_set(settings.labels_path)
     encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast,
                            settings.batch_size)
-    head = load_current_head(settings.resolved_models_dir, embedder=encoder.version, dim=encoder.dim)
-    threshold = getattr(head, "thresholds", {}).get("fallback", settings.fallback_threshold)
-    params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, threshold)
+    head = CurrentHead(settings.resolved_models_dir, embedder=encoder.version, dim=encoder.dim)
+    params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
     # Only a real run creates missing labels; a dry run must leave the mailbox exactly as it was.
     mailbox_ids = mailbox.ensure_labels(labels.names, create=mode == "apply") if mailbox is not None else {}
     return LabelerContext(

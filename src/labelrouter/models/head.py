@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -132,6 +134,53 @@ def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
         embedder=embedder, temperature=temperature, thresholds=dict(meta.get("thresholds") or {}),
         metrics=dict(meta.get("metrics") or {}), created_at=str(meta.get("created_at", "")),
     )
+
+
+def _pointer_stamp(models_dir: Path) -> int | None:
+    try:
+        return (models_dir / "head" / "current.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+class CurrentHead:
+    """The promoted head, reloaded when `current.json` changes, so a long-running process picks up a
+    promotion (or a rollback) without a restart. The pointer is stat-ed at most every `check_every_s`."""
+
+    def __init__(self, models_dir: Path, *, embedder: str, dim: int, check_every_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.models_dir, self.embedder, self.dim = models_dir, embedder, dim
+        self.check_every_s, self.clock = check_every_s, clock
+        self._stamp = _pointer_stamp(models_dir)
+        self._head: Head = load_current_head(models_dir, embedder=embedder, dim=dim)
+        self._checked = clock()
+
+    def _refresh(self) -> None:
+        now = self.clock()
+        if now - self._checked < self.check_every_s:
+            return
+        self._checked = now
+        stamp = _pointer_stamp(self.models_dir)
+        if stamp != self._stamp:
+            # A broken new artifact raises here rather than silently keeping the old head.
+            self._head = load_current_head(self.models_dir, embedder=self.embedder, dim=self.dim)
+            self._stamp = stamp
+
+    @property
+    def head(self) -> Head:
+        self._refresh()
+        return self._head
+
+    @property
+    def version(self) -> str:
+        return self.head.version
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(getattr(self.head, "thresholds", {}) or {})
+
+    def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
+        return self.head.weights(embeddings, labels)
 
 
 def load_current_head(models_dir: Path, *, embedder: str, dim: int) -> Head:

@@ -55,7 +55,7 @@ def routing_from_scores(scores: Scores, row: int, ctx: LabelerContext) -> Routin
         candidates=candidates,
         confidence=round(float(scores.confidence[row]), 6),
         margin=round(float(scores.margin[row]), 4),
-        threshold=ctx.params.threshold,
+        threshold=ctx.scoring.threshold,
         fallback=fallback,
         reason="below-threshold" if fallback else "argmax",
         model_version=ctx.model_version,
@@ -70,7 +70,7 @@ def no_content_routing(ctx: LabelerContext) -> Routing:
     fallback = ctx.labels.fallback or ctx.labels.names[0]
     return Routing(
         label=fallback, top_label=fallback, router_weights=zeros, head_weights={n: 1.0 for n in zeros},
-        final_scores=zeros, candidates=[], confidence=0.0, margin=0.0, threshold=ctx.params.threshold,
+        final_scores=zeros, candidates=[], confidence=0.0, margin=0.0, threshold=ctx.scoring.threshold,
         fallback=ctx.labels.fallback is not None, reason="no-content", model_version=ctx.model_version,
         encoder_version=ctx.encoder.version, labels_hash=ctx.labels.fingerprint(),
     )
@@ -80,7 +80,7 @@ def score_embeddings(embeddings: np.ndarray, ctx: LabelerContext) -> Scores:
     """The scoring shared by the node and batch evaluation: similarities, head weights, decision."""
     embeddings = np.atleast_2d(embeddings)
     return score(
-        ctx.index.similarities(embeddings), ctx.head.weights(embeddings, ctx.labels.names), ctx.params,
+        ctx.index.similarities(embeddings), ctx.head.weights(embeddings, ctx.labels.names), ctx.scoring,
         ctx.index.routable, has_fallback=ctx.labels.fallback is not None,
     )
 

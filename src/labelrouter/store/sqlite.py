@@ -102,6 +102,29 @@ class SQLiteStore:
         """Record a failure; a labeled row stays labeled (a later failure must not erase a decision)."""
         return self._upsert(failed_row(state, message_id, error), only_over_failed=True)
 
+    def add_examples(self, rows: list[dict[str, Any]]) -> int:
+        """Insert examples in one transaction (all or nothing); an example id already stored is replaced."""
+        if not rows:
+            return 0
+        columns = list(rows[0])
+        sql = (f"INSERT OR REPLACE INTO examples ({', '.join(columns)}, seq) VALUES "
+               f"({', '.join('?' * len(columns))}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM examples))")
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN")
+                self._conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"could not store examples: {exc}") from None
+        return len(rows)
+
+    def examples(self, encoder_version: str) -> list[dict[str, Any]]:
+        """Examples embedded by this encoder, oldest first."""
+        sql = "SELECT * FROM examples WHERE encoder_version = ? ORDER BY occurred_at IS NULL, occurred_at, seq"
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, (encoder_version,))]
+
     # -- reads ---------------------------------------------------------------------------------
     def labeled_ids(self) -> set[str]:
         with self._lock:

@@ -1,6 +1,43 @@
-"""The training graph (mine_feedback → build_datasets → train_head → evaluate → promote) lands here.
+"""Training: imported and mined examples → a candidate head → evaluated against the current one → promoted.
 
-What inference already provides for it: every processed message is stored with its embedding and encoder
-version (`labelrouter.store`), and heads are saved and loaded in the `labelrouter.head/v1` format
-(`labelrouter.models.head`), which a trained head only has to write.
+`build_training_graph()` is the graph (`labelrouter graph --graph train` draws it); `build_training_context`
+wires it from settings; `run_training` is what `labelrouter train` and a nightly scheduler call.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from labelrouter.labels import LabelSet, load_label_set
+from labelrouter.models.encoder import load_encoder
+from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.scoring import ScoringParams
+from labelrouter.settings import Settings
+from labelrouter.store.sqlite import SQLiteStore
+from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
+
+
+def build_training_context(settings: Settings, store: SQLiteStore, *, labels: LabelSet | None = None,
+                           **overrides: Any) -> TrainingContext:
+    labels = labels or load_label_set(settings.labels_path)
+    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast,
+                           settings.batch_size)
+    params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
+    return TrainingContext(store=store, encoder=encoder, labels=labels, index=LabelIndex.build(labels, encoder),
+                           params=params, models_dir=settings.resolved_models_dir, **overrides)
+
+
+def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
+    """Run the training graph; `on_node(name)` is called as each stage finishes (for progress)."""
+    graph = build_training_graph().compile()
+    final: Any = {}
+    for mode, chunk in graph.stream(TrainingState(), context=ctx, stream_mode=["updates", "values"]):
+        if mode == "values":
+            final = chunk
+        elif on_node:
+            for node in chunk:
+                on_node(node)
+    return final if isinstance(final, TrainingState) else TrainingState.model_validate(final)
+
+
+__all__ = ["TrainingContext", "TrainingState", "build_training_context", "build_training_graph", "run_training"]
