@@ -42,3 +42,24 @@ def test_label_without_rows_gets_the_mean_weight_and_round_trips(tmp_path: Path)
 def test_one_label_is_not_enough():
     with pytest.raises(LabelRouterError, match="at least 2 labels"):
         train_linear_head(np.zeros((3, 4), np.float32), ["a"] * 3, embedder="e", version="v")
+
+
+def test_refreshed_label_vectors_blend_description_and_examples(tmp_path: Path):
+    from labelrouter.labels import parse_label_set
+    from labelrouter.models.label_index import LabelIndex
+    from labelrouter.training.head import refresh_label_vectors
+
+    labels = parse_label_set({"labels": [{"name": "a"}, {"name": "misc2"}]}, require_fallback=False)
+    index = LabelIndex(labels, np.eye(2, 4, dtype=np.float32), "enc@1")
+    X = np.tile(np.array([[0, 0, 1, 0]], np.float32), (4, 1))
+    vectors = refresh_label_vectors(index, X, ["misc2"] * 4, prior=4.0)
+    assert list(vectors) == ["misc2"]  # labels without examples keep their description vector
+    np.testing.assert_allclose(vectors["misc2"], np.array([0, 1, 1, 0]) / np.sqrt(2), atol=1e-6)
+    moved = index.with_vectors(vectors)
+    assert moved.similarities(X[:1])[0, 1] > index.similarities(X[:1])[0, 1]
+
+    head = train_linear_head(np.vstack([X, -X]), ["misc2"] * 4 + ["a"] * 4, embedder="enc@1", version="v")
+    head.label_vectors = vectors
+    head.save(tmp_path / "h")
+    loaded = load_head(tmp_path / "h", embedder="enc@1", dim=4)
+    np.testing.assert_allclose(loaded.label_vectors["misc2"], vectors["misc2"])

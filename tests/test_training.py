@@ -48,10 +48,12 @@ def clinc(tmp_path_factory):
     by_label = {n: [r for r in rows if r["label"] == n and r.get("split") == "train"] for n in sorted(names)}
     train = [r for n in sorted(names) for r in rng.sample(by_label[n], 20)]
     rng.shuffle(train)
-    held_out = [r for r in rows if r.get("split") == "test"][:300]
+    test_rows = [r for r in rows if r.get("split") == "test"]
+    held_out = rng.sample(test_rows, 300)
     sub_taxonomy = tmp / "taxonomy.json"
     sub_taxonomy.write_text(json.dumps({"dataset": "clinc150-banking", "nodes": nodes, "labels": labels}))
-    return {"tmp": tmp, "labels_json": labels_json, "taxonomy": sub_taxonomy, "train": train, "held_out": held_out}
+    return {"tmp": tmp, "labels_json": labels_json, "taxonomy": sub_taxonomy, "train": train, "held_out": held_out,
+            "test_rows": test_rows}
 
 
 def _env(clinc, home: Path) -> dict[str, str]:
@@ -157,3 +159,35 @@ def test_import_errors_are_one_line(clinc, tmp_path, content, args, fragment):
                            env=_env(clinc, tmp_path / "home"))
     assert result.exit_code == 2 and fragment in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "home").exists()  # nothing written
+
+
+def test_a_label_whose_name_says_nothing_is_retrieved_after_training(clinc, encoder, tmp_path):
+    """`misc2` has no useful name or description: before training it is rarely in the top-K; once mail
+    has been filed under it, its refreshed vector brings it into retrieval."""
+    taxonomy = json.loads(clinc["labels_json"].read_text())
+    target = sorted(lb["name"] for lb in taxonomy["labels"] if lb["parent"])[0]
+    for lb in taxonomy["labels"]:
+        if lb["name"] == target:
+            lb.update(name="misc2", description="", parent=None)
+    labels_json = tmp_path / "labels.json"
+    labels_json.write_text(json.dumps(taxonomy))
+    rename = lambda rows: [{**r, "label": "misc2"} if r["label"] == target else r for r in rows]  # noqa: E731
+    train, held = rename(clinc["train"]), [r for r in rename(clinc["test_rows"]) if r["label"] == "misc2"]
+    assert len(held) >= 5
+    settings = load_settings(home=tmp_path / "home", labels_path=labels_json, top_k=3)
+
+    def recall_at_k() -> float:
+        results = Labeler(build_context(settings), settings).label_many([row_message(r) for r in held])
+        return float(np.mean([any(c.label == "misc2" for c in res["routing"].candidates) for res in results]))
+
+    before = recall_at_k()
+    from labelrouter.training.importer import import_examples, read_labeled_set
+
+    sub_taxonomy = tmp_path / "taxonomy.json"
+    sub_taxonomy.write_text(json.dumps({"dataset": "misc2", "nodes": taxonomy["nodes"], "labels": taxonomy["labels"]}))
+    store = SQLiteStore(settings.resolved_db_path)
+    import_examples(store, encoder, read_labeled_set(_write_jsonl(tmp_path / "m.jsonl", train), sub_taxonomy))
+    state = run_training(build_training_context(settings, store))
+    assert state.promoted, state.decision
+    after = recall_at_k()
+    assert before <= 0.5 and after >= 0.8, (before, after)

@@ -37,10 +37,19 @@ class LabelerContext:
     store: SQLiteStore | None = None
     batcher: MicroBatcher | None = None
     snippet_chars: int = 1_500
+    _active: tuple[str, LabelIndex] | None = field(default=None, repr=False)
 
     @property
     def model_version(self) -> str:
         return f"{self.encoder.version}+head:{self.head.version}"
+
+    @property
+    def active_index(self) -> LabelIndex:
+        """Label vectors in use: descriptions, with the current head's refreshed vectors where it has them."""
+        key = self.head.version
+        if self._active is None or self._active[0] != key:
+            self._active = (key, self.index.with_vectors(getattr(self.head, "label_vectors", {}) or {}))
+        return self._active[1]
 
     @property
     def scoring(self) -> ScoringParams:

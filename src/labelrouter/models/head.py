@@ -7,6 +7,9 @@ Artifact format `labelrouter.head/v1` (nothing in it can execute code on load):
     <dir>/weights.safetensors   tensors `W` (labels × dim, float32) and `b` (labels,)
 
 Kinds: `linear-softmax` — head weights = softmax((x·Wᵀ + b) / temperature) over the head's labels.
+Optional tensor `label_vectors` (m × dim, rows named by `label_vector_labels` in head.json): retrieval
+vectors refreshed from each label's examples at training time; the router uses them instead of the
+description-only vectors for those labels while this head is current.
 A config label the head has no output for (added after training) gets the mean of that message's other
 head weights: it neither dominates nor becomes unroutable until the next training run.
 """
@@ -42,6 +45,7 @@ class ColdStartHead:
     """Before any training: 1.0 for every label, so the final score is the router weight."""
 
     version = "cold-start"
+    label_vectors: dict[str, np.ndarray] = {}  # noqa: RUF012 (read-only: descriptions only)
 
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         return np.ones((embeddings.shape[0], len(labels)), dtype=np.float32)
@@ -58,6 +62,7 @@ class LinearHead:
     thresholds: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    label_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._col = {name: i for i, name in enumerate(self.labels)}
@@ -83,12 +88,17 @@ class LinearHead:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({"W": np.ascontiguousarray(self.W, dtype=np.float32),
-                   "b": np.ascontiguousarray(self.b, dtype=np.float32)}, str(directory / "weights.safetensors"))
+        tensors = {"W": np.ascontiguousarray(self.W, dtype=np.float32),
+                   "b": np.ascontiguousarray(self.b, dtype=np.float32)}
+        if self.label_vectors:
+            tensors["label_vectors"] = np.ascontiguousarray(np.vstack(list(self.label_vectors.values())),
+                                                            dtype=np.float32)
+        save_file(tensors, str(directory / "weights.safetensors"))
         meta = {
             "format": HEAD_FORMAT, "kind": "linear-softmax", "version": self.version, "labels": self.labels,
             "embedder": self.embedder, "dim": int(self.W.shape[1]), "temperature": self.temperature,
             "thresholds": self.thresholds, "metrics": self.metrics, "created_at": self.created_at,
+            "label_vector_labels": list(self.label_vectors),
         }
         (directory / "head.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
@@ -126,6 +136,15 @@ def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
         )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise ModelArtifactError(f"head artifact {directory}: weights contain NaN or infinity")
+    vector_labels = meta.get("label_vector_labels") or []
+    vectors = tensors.get("label_vectors")
+    malformed = vectors is None or vectors.shape != (len(vector_labels), dim) or not np.isfinite(vectors).all()
+    if (vector_labels or vectors is not None) and malformed:
+        raise ModelArtifactError(
+            f"head artifact {directory}: label_vectors must be {(len(vector_labels), dim)} finite values, got "
+            f"{None if vectors is None else vectors.shape}"
+        )
+    label_vectors = {name: vectors[i] for i, name in enumerate(vector_labels)} if vectors is not None else {}
     temperature = float(meta.get("temperature", 1.0))
     if not math.isfinite(temperature) or temperature <= 0:
         raise ModelArtifactError(f"{meta_path}: temperature must be a positive number")
@@ -133,6 +152,7 @@ def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
         labels=labels, W=W.astype(np.float32), b=b.astype(np.float32), version=str(meta.get("version", "")),
         embedder=embedder, temperature=temperature, thresholds=dict(meta.get("thresholds") or {}),
         metrics=dict(meta.get("metrics") or {}), created_at=str(meta.get("created_at", "")),
+        label_vectors=label_vectors,
     )
 
 
@@ -178,6 +198,10 @@ class CurrentHead:
     @property
     def thresholds(self) -> dict[str, float]:
         return dict(getattr(self.head, "thresholds", {}) or {})
+
+    @property
+    def label_vectors(self) -> dict[str, np.ndarray]:
+        return getattr(self.head, "label_vectors", {}) or {}
 
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         return self.head.weights(embeddings, labels)

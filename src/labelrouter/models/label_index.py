@@ -21,6 +21,16 @@ class LabelIndex:
     def build(cls, labels: LabelSet, encoder: Encoder) -> LabelIndex:
         return cls(labels, encoder.encode(labels.retrieval_texts()), encoder.version)
 
+    def with_vectors(self, overrides: dict[str, np.ndarray]) -> LabelIndex:
+        """This index with some labels' vectors replaced (refreshed from their examples by training)."""
+        if not overrides:
+            return self
+        vectors = self.vectors.copy()
+        for name, vector in overrides.items():
+            if name in self.labels:
+                vectors[self.labels.index(name)] = vector
+        return LabelIndex(self.labels, vectors, self.encoder_version)
+
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:
         """Cosine similarities (vectors are L2-normalised): (n, dim) → (n, labels)."""
         return np.atleast_2d(embeddings) @ self.vectors.T

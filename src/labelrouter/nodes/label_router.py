@@ -80,7 +80,7 @@ def score_embeddings(embeddings: np.ndarray, ctx: LabelerContext) -> Scores:
     """The scoring shared by the node and batch evaluation: similarities, head weights, decision."""
     embeddings = np.atleast_2d(embeddings)
     return score(
-        ctx.index.similarities(embeddings), ctx.head.weights(embeddings, ctx.labels.names), ctx.scoring,
+        ctx.active_index.similarities(embeddings), ctx.head.weights(embeddings, ctx.labels.names), ctx.scoring,
         ctx.index.routable, has_fallback=ctx.labels.fallback is not None,
     )
 

@@ -32,7 +32,7 @@ from labelrouter.models.scoring import ScoringParams
 from labelrouter.store.records import decode_embedding
 from labelrouter.store.sqlite import SQLiteStore
 from labelrouter.training import registry
-from labelrouter.training.head import train_linear_head
+from labelrouter.training.head import refresh_label_vectors, train_linear_head
 from labelrouter.training.metrics import evaluate as evaluate_head
 from labelrouter.training.metrics import fit_threshold, summarize
 
@@ -115,6 +115,7 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
     head = train_linear_head(X, y, embedder=ctx.encoder.version, version=version, sample_weight=weights,
                              label_order=ctx.labels.names, C=ctx.C)
+    head.label_vectors = refresh_label_vectors(ctx.index, X, y)
     registry.stage(ctx.models_dir, head)
     return {"candidate_version": version}
 
@@ -126,11 +127,12 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     current = load_current_head(ctx.models_dir, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     current_threshold = getattr(current, "thresholds", {}).get("fallback", ctx.params.threshold)
     cur_params = ScoringParams(ctx.params.top_k, ctx.params.center, ctx.params.scale, current_threshold)
-    cur = summarize(evaluate_head(current, ctx.index, cur_params, X, y), ctx.labels, current_threshold)
+    current_index = ctx.index.with_vectors(getattr(current, "label_vectors", {}) or {})
+    cur = summarize(evaluate_head(current, current_index, cur_params, X, y), ctx.labels, current_threshold)
 
     staged = ctx.models_dir / "head" / "candidates" / str(state.candidate_version)
     candidate = load_head(staged, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    ev = evaluate_head(candidate, ctx.index, cur_params, X, y)
+    ev = evaluate_head(candidate, ctx.index.with_vectors(candidate.label_vectors), cur_params, X, y)
     threshold = fit_threshold(ev.scores.confidence, ev.correct, ctx.target_precision)
     silver_margin = 100 * fit_threshold(ev.scores.margin / 100, ev.correct, 0.95)
     cand = summarize(ev, ctx.labels, threshold)

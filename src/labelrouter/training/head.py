@@ -14,6 +14,7 @@ import numpy as np
 
 from labelrouter.errors import LabelRouterError
 from labelrouter.models.head import LinearHead
+from labelrouter.models.label_index import LabelIndex
 
 
 def train_linear_head(
@@ -46,3 +47,22 @@ def train_linear_head(
         labels=classes, W=coef, b=intercept, version=version, embedder=embedder,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def refresh_label_vectors(index: LabelIndex, X: np.ndarray, y: list[str], *, prior: float = 4.0) -> dict[str, np.ndarray]:
+    """A retrieval vector per label with examples: its description vector blended with its examples'
+    centroid, weight of the description = prior / (prior + n). With a few examples the description still
+    counts; with many, the examples decide, so a label whose name says little (`misc2`) is retrieved once
+    mail has been filed under it. Labels without examples keep their description vector."""
+    labels = np.array(y)
+    vectors = {}
+    for name in sorted(set(y)):
+        if name not in index.labels:
+            continue
+        rows = X[labels == name]
+        centroid = rows.mean(axis=0)
+        centroid /= np.linalg.norm(centroid) or 1.0
+        alpha = prior / (prior + len(rows))
+        blended = alpha * index.vectors[index.labels.index(name)] + (1 - alpha) * centroid
+        vectors[name] = (blended / (np.linalg.norm(blended) or 1.0)).astype(np.float32)
+    return vectors
