@@ -277,6 +277,65 @@ def train(labels: LabelsOpt = None) -> None:
     typer.echo(json.dumps(state.model_dump(exclude={"train_ids", "val_ids"}), indent=2, ensure_ascii=False))
 
 
+labels_app = typer.Typer(help="Change the label list: add, rename, merge (config, mailbox, store and head together).",
+                         no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+def _change_targets(settings: Settings) -> Any:
+    from labelrouter.label_changes import Targets
+    from labelrouter.mail.maildir import LocalMaildir
+    from labelrouter.models.encoder import load_encoder
+    from labelrouter.store.sqlite import SQLiteStore
+
+    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
+    mailbox_dir = settings.resolved_mailbox_path
+    return Targets(
+        labels_path=settings.labels_path, models_dir=settings.resolved_models_dir, embedder=encoder.version,
+        dim=encoder.dim,
+        store=SQLiteStore(settings.resolved_db_path) if settings.resolved_db_path.exists() else None,
+        mailbox=LocalMaildir(mailbox_dir, create=False) if (mailbox_dir / "cur").is_dir() else None,
+    )
+
+
+@labels_app.command("add")
+@friendly_errors
+def labels_add(
+    name: Annotated[str, typer.Argument(help="The new label's name.")],
+    parent: Annotated[str | None, typer.Option("--parent", help="Its category (a node of labels.json).")] = None,
+    description: Annotated[str, typer.Option("--description", help="What mail belongs there.")] = "",
+    archive: Annotated[bool, typer.Option("--archive", help="Archive messages given this label.")] = False,
+    labels: LabelsOpt = None,
+) -> None:
+    """Add a label: routable at once from its description; the head grows an output that does not dominate."""
+    from labelrouter.label_changes import add_label
+
+    version = add_label(_change_targets(_settings(labels)), name, parent=parent, description=description,
+                        archive=archive)
+    out.print(f"added {name!r}; current head: {version}")
+
+
+@labels_app.command("rename")
+@friendly_errors
+def labels_rename(old: str, new: str, labels: LabelsOpt = None) -> None:
+    """Rename a label in the config, the mailbox, the stored examples and decisions, and the head."""
+    from labelrouter.label_changes import rename_label
+
+    version = rename_label(_change_targets(_settings(labels)), old, new)
+    out.print(f"renamed {old!r} → {new!r}; current head: {version}")
+
+
+@labels_app.command("merge")
+@friendly_errors
+def labels_merge(source: str, into: Annotated[str, typer.Argument(help="The label that remains.")],
+                 labels: LabelsOpt = None) -> None:
+    """Merge SOURCE into INTO: its mail, examples and decisions become INTO's; SOURCE is removed."""
+    from labelrouter.label_changes import merge_labels
+
+    version = merge_labels(_change_targets(_settings(labels)), source, into)
+    out.print(f"merged {source!r} into {into!r}; current head: {version}")
+
+
 models_app = typer.Typer(help="List promoted heads, or roll back.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
 

@@ -32,6 +32,12 @@ class Mailbox(Protocol):
     def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
         """Label name → mailbox label id, creating missing labels when `create`."""
 
+    def rename_label(self, old: str, new: str) -> None:
+        """Rename a label, keeping its messages."""
+
+    def merge_label(self, source_label: str, target_label: str) -> int:
+        """Move the messages of one label to another and delete the first; returns how many moved."""
+
     def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
                     dry_run: bool = False) -> MailboxChange:
         """Give the message exactly this label (and archive it when asked), idempotently.

@@ -123,6 +123,31 @@ class LocalMaildir:
                 self._box.add_folder(folder)
         return mapping
 
+    def rename_label(self, old: str, new: str) -> None:
+        """Rename a label folder; messages keep their unique names, so their ids survive."""
+        source, target = self._dir(folder_name(old)), self._dir(folder_name(new))
+        if not source.is_dir():
+            return
+        if target.exists():
+            raise MailboxError(f"cannot rename label folder {old!r}: {new!r} exists in {self.root}")
+        source.rename(target)
+        self._listing.clear()
+
+    def merge_label(self, source_label: str, target_label: str) -> int:
+        """Move every message of one label folder into another and remove the emptied folder."""
+        source, target = self._dir(folder_name(source_label)), self._dir(folder_name(target_label))
+        if not source.is_dir():
+            return 0
+        self.ensure_labels([target_label])
+        moved = 0
+        for sub in ("new", "cur"):
+            for entry in os.listdir(source / sub):
+                os.replace(source / sub / entry, target / sub / entry)
+                moved += 1
+        shutil.rmtree(source)
+        self._listing.clear()
+        return moved
+
     def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
                     dry_run: bool = False) -> MailboxChange:
         locations = self._locations(message_id)

@@ -125,6 +125,26 @@ class SQLiteStore:
         with self._lock:
             return [dict(r) for r in self._conn.execute(sql, (encoder_version,))]
 
+    def relabel(self, old: str, new: str) -> dict[str, int]:
+        """A renamed or merged label: examples and decisions that name `old` name `new` (one transaction)."""
+        statements = {
+            "examples": "UPDATE examples SET label = ? WHERE label = ?",
+            "examples_rejected": "UPDATE examples SET rejected_label = ? WHERE rejected_label = ?",
+            "decisions": "UPDATE processed_messages SET label_applied = ? WHERE label_applied = ?",
+            "top_labels": "UPDATE processed_messages SET top_label = ? WHERE top_label = ?",
+        }
+        counts = {}
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN")
+                for name, sql in statements.items():
+                    counts[name] = self._conn.execute(sql, (new, old)).rowcount
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"could not relabel {old!r} → {new!r}: {exc}") from None
+        return counts
+
     # -- reads ---------------------------------------------------------------------------------
     def labeled_ids(self) -> set[str]:
         with self._lock:

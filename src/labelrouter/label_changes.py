@@ -1,0 +1,152 @@
+"""Changing the label list without losing what was learned: add, rename, merge.
+
+Each change is validated in full before anything is written. Then, in order: the mailbox, the store
+(examples and decisions are relabeled, so training data stays valid), the head (a derived version is
+promoted, so `models rollback` undoes it), and last the labels file (written atomically).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelrouter.errors import ConfigError
+from labelrouter.labels import LabelSet, parse_label_set, read_json, write_json_atomic
+from labelrouter.mail.mailbox import Mailbox
+from labelrouter.models.head import CurrentHead, LinearHead
+from labelrouter.store.sqlite import SQLiteStore
+from labelrouter.training import registry
+
+
+@dataclasses.dataclass
+class Targets:
+    labels_path: Path
+    models_dir: Path
+    embedder: str
+    dim: int
+    store: SQLiteStore | None = None
+    mailbox: Mailbox | None = None
+
+
+def _load(path: Path) -> tuple[dict[str, Any], LabelSet]:
+    doc = read_json(path, "labels file")
+    return doc, parse_label_set(doc, str(path))
+
+
+def _current_linear(targets: Targets) -> LinearHead | None:
+    head = CurrentHead(targets.models_dir, embedder=targets.embedder, dim=targets.dim).head
+    return head if isinstance(head, LinearHead) else None
+
+
+def _promote_derived(targets: Targets, head: LinearHead, suffix: str) -> str:
+    version = f"{head.version.split('+')[0]}+{suffix}{len(registry.history(targets.models_dir)) + 1}"
+    derived = dataclasses.replace(head, version=version)
+    registry.stage(targets.models_dir, derived)
+    registry.promote(targets.models_dir, version)
+    return version
+
+
+def add_label(targets: Targets, name: str, *, parent: str | None, description: str, archive: bool = False) -> str:
+    """Add a label (before the fallback); the head grows one output initialised to the mean of the others.
+
+    A row equal to the mean of W and b gives the new label the average logit: it is routable at once from
+    its description (its label vector) and cannot dominate until training gives it its own output.
+    """
+    doc, labels = _load(targets.labels_path)
+    if name in labels:
+        raise ConfigError(f"label {name!r} already exists")
+    if not description.strip():
+        raise ConfigError("a new label needs a --description: the router retrieves labels by it")
+    entry = {"name": name, "parent": parent, "description": description.strip(), "archive": archive}
+    new_doc = json.loads(json.dumps(doc))
+    at = next((i for i, lb in enumerate(new_doc["labels"]) if isinstance(lb, dict) and lb.get("name") == labels.fallback),
+              len(new_doc["labels"]))
+    new_doc["labels"].insert(at, entry)
+    parse_label_set(new_doc, str(targets.labels_path))  # e.g. an unknown parent fails here, before any write
+
+    if targets.mailbox is not None:
+        targets.mailbox.ensure_labels([name])
+    version = "cold-start"
+    head = _current_linear(targets)
+    if head is not None:
+        grown = dataclasses.replace(
+            head, labels=[*head.labels, name], W=np.vstack([head.W, head.W.mean(axis=0, keepdims=True)]),
+            b=np.append(head.b, head.b.mean()).astype(np.float32),
+        )
+        version = _promote_derived(targets, grown, "add")
+    write_json_atomic(targets.labels_path, new_doc)
+    return version
+
+
+def _rename_in_doc(doc: dict[str, Any], old: str, new: str | None) -> dict[str, Any]:
+    new_doc = json.loads(json.dumps(doc))
+    kept = []
+    for entry in new_doc["labels"]:
+        name = entry if isinstance(entry, str) else entry.get("name")
+        if name != old:
+            kept.append(entry)
+        elif new is not None:
+            kept.append(new if isinstance(entry, str) else {**entry, "name": new})
+    new_doc["labels"] = kept
+    if new_doc.get("fallback") == old:
+        if new is None:
+            raise ConfigError(f"{old!r} is the fallback label; it cannot be merged away")
+        new_doc["fallback"] = new
+    return new_doc
+
+
+def rename_label(targets: Targets, old: str, new: str) -> str:
+    doc, labels = _load(targets.labels_path)
+    if old not in labels:
+        raise ConfigError(f"unknown label {old!r}")
+    if new in labels:
+        raise ConfigError(f"label {new!r} already exists; use `labels merge` to combine two labels")
+    new_doc = _rename_in_doc(doc, old, new)
+    parse_label_set(new_doc, str(targets.labels_path))
+
+    if targets.mailbox is not None:
+        targets.mailbox.rename_label(old, new)
+    if targets.store is not None:
+        targets.store.relabel(old, new)
+    version = "cold-start"
+    head = _current_linear(targets)
+    if head is not None:
+        renamed = dataclasses.replace(
+            head, labels=[new if x == old else x for x in head.labels],
+            label_vectors={(new if k == old else k): v for k, v in head.label_vectors.items()},
+        )
+        version = _promote_derived(targets, renamed, "rename")
+    write_json_atomic(targets.labels_path, new_doc)
+    return version
+
+
+def merge_labels(targets: Targets, source: str, into: str) -> str:
+    """Fold `source` into `into`: its mail, examples and decisions become `into`'s; its head output goes."""
+    doc, labels = _load(targets.labels_path)
+    for name in (source, into):
+        if name not in labels:
+            raise ConfigError(f"unknown label {name!r}")
+    if source == into:
+        raise ConfigError("cannot merge a label into itself")
+    new_doc = _rename_in_doc(doc, source, None)
+    parse_label_set(new_doc, str(targets.labels_path))
+
+    if targets.mailbox is not None:
+        targets.mailbox.merge_label(source, into)
+    if targets.store is not None:
+        targets.store.relabel(source, into)
+    version = "cold-start"
+    head = _current_linear(targets)
+    if head is not None and source in head.labels:
+        keep = [i for i, x in enumerate(head.labels) if x != source]
+        merged = dataclasses.replace(
+            head, labels=[head.labels[i] for i in keep], W=head.W[keep], b=head.b[keep],
+            label_vectors={k: v for k, v in head.label_vectors.items() if k != source},
+        )
+        version = _promote_derived(targets, merged, "merge")
+    write_json_atomic(targets.labels_path, new_doc)
+    return version
