@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,22 @@ def _current_linear(targets: Targets) -> LinearHead | None:
     return head if isinstance(head, LinearHead) else None
 
 
-def _promote_derived(targets: Targets, head: LinearHead, suffix: str) -> str:
-    version = f"{head.version.split('+')[0]}+{suffix}{len(registry.history(targets.models_dir)) + 1}"
-    derived = dataclasses.replace(head, version=version)
-    registry.stage(targets.models_dir, derived)
-    registry.promote(targets.models_dir, version)
+def _commit(targets: Targets, new_doc: dict[str, Any], *, mailbox_change: Callable[[Mailbox], Any],
+            relabel: tuple[str, str] | None, derive: Callable[[LinearHead], LinearHead | None], suffix: str) -> str:
+    """Validate the new labels document, then change mailbox, store and head, and write the config last."""
+    parse_label_set(new_doc, str(targets.labels_path))  # e.g. an unknown parent fails here, before any write
+    if targets.mailbox is not None:
+        mailbox_change(targets.mailbox)
+    if targets.store is not None and relabel is not None:
+        targets.store.relabel(*relabel)
+    version = "cold-start"
+    head = _current_linear(targets)
+    derived = derive(head) if head is not None else None
+    if derived is not None:
+        version = f"{derived.version.split('+')[0]}+{suffix}{len(registry.history(targets.models_dir)) + 1}"
+        registry.stage(targets.models_dir, dataclasses.replace(derived, version=version))
+        registry.promote(targets.models_dir, version)
+    write_json_atomic(targets.labels_path, new_doc)
     return version
 
 
@@ -66,20 +78,15 @@ def add_label(targets: Targets, name: str, *, parent: str | None, description: s
     at = next((i for i, lb in enumerate(new_doc["labels"]) if isinstance(lb, dict) and lb.get("name") == labels.fallback),
               len(new_doc["labels"]))
     new_doc["labels"].insert(at, entry)
-    parse_label_set(new_doc, str(targets.labels_path))  # e.g. an unknown parent fails here, before any write
 
-    if targets.mailbox is not None:
-        targets.mailbox.ensure_labels([name])
-    version = "cold-start"
-    head = _current_linear(targets)
-    if head is not None:
-        grown = dataclasses.replace(
+    def grow(head: LinearHead) -> LinearHead:
+        return dataclasses.replace(
             head, labels=[*head.labels, name], W=np.vstack([head.W, head.W.mean(axis=0, keepdims=True)]),
             b=np.append(head.b, head.b.mean()).astype(np.float32),
         )
-        version = _promote_derived(targets, grown, "add")
-    write_json_atomic(targets.labels_path, new_doc)
-    return version
+
+    return _commit(targets, new_doc, mailbox_change=lambda box: box.ensure_labels([name]), relabel=None,
+                   derive=grow, suffix="add")
 
 
 def _rename_in_doc(doc: dict[str, Any], old: str, new: str | None) -> dict[str, Any]:
@@ -105,23 +112,15 @@ def rename_label(targets: Targets, old: str, new: str) -> str:
         raise ConfigError(f"unknown label {old!r}")
     if new in labels:
         raise ConfigError(f"label {new!r} already exists; use `labels merge` to combine two labels")
-    new_doc = _rename_in_doc(doc, old, new)
-    parse_label_set(new_doc, str(targets.labels_path))
 
-    if targets.mailbox is not None:
-        targets.mailbox.rename_label(old, new)
-    if targets.store is not None:
-        targets.store.relabel(old, new)
-    version = "cold-start"
-    head = _current_linear(targets)
-    if head is not None:
-        renamed = dataclasses.replace(
+    def renamed(head: LinearHead) -> LinearHead:
+        return dataclasses.replace(
             head, labels=[new if x == old else x for x in head.labels],
             label_vectors={(new if k == old else k): v for k, v in head.label_vectors.items()},
         )
-        version = _promote_derived(targets, renamed, "rename")
-    write_json_atomic(targets.labels_path, new_doc)
-    return version
+
+    return _commit(targets, _rename_in_doc(doc, old, new), mailbox_change=lambda box: box.rename_label(old, new),
+                   relabel=(old, new), derive=renamed, suffix="rename")
 
 
 def merge_labels(targets: Targets, source: str, into: str) -> str:
@@ -132,21 +131,16 @@ def merge_labels(targets: Targets, source: str, into: str) -> str:
             raise ConfigError(f"unknown label {name!r}")
     if source == into:
         raise ConfigError("cannot merge a label into itself")
-    new_doc = _rename_in_doc(doc, source, None)
-    parse_label_set(new_doc, str(targets.labels_path))
 
-    if targets.mailbox is not None:
-        targets.mailbox.merge_label(source, into)
-    if targets.store is not None:
-        targets.store.relabel(source, into)
-    version = "cold-start"
-    head = _current_linear(targets)
-    if head is not None and source in head.labels:
+    def merged(head: LinearHead) -> LinearHead | None:
+        if source not in head.labels:
+            return None
         keep = [i for i, x in enumerate(head.labels) if x != source]
-        merged = dataclasses.replace(
+        return dataclasses.replace(
             head, labels=[head.labels[i] for i in keep], W=head.W[keep], b=head.b[keep],
             label_vectors={k: v for k, v in head.label_vectors.items() if k != source},
         )
-        version = _promote_derived(targets, merged, "merge")
-    write_json_atomic(targets.labels_path, new_doc)
-    return version
+
+    return _commit(targets, _rename_in_doc(doc, source, None),
+                   mailbox_change=lambda box: box.merge_label(source, into), relabel=(source, into), derive=merged,
+                   suffix="merge")
