@@ -277,6 +277,41 @@ def train(labels: LabelsOpt = None) -> None:
     typer.echo(json.dumps(state.model_dump(exclude={"train_ids", "val_ids"}), indent=2, ensure_ascii=False))
 
 
+@app.command("eval")
+@friendly_errors
+def eval_(
+    messages: Annotated[Path, typer.Option("--messages", help="JSONL or JSONL.gz, one labeled message a line.")],
+    taxonomy: Annotated[Path, typer.Option("--taxonomy", help="taxonomy.json of the set.")],
+    protocol: Annotated[str, typer.Option(help="cold, fewshot or full.")] = "full",
+    k: Annotated[str, typer.Option("--k", help="Few-shot examples per label, comma-separated.")] = "1,2,4,8,16",
+    oos_label: Annotated[str | None, typer.Option("--oos-label", help="Rows that should get the fallback.")] = None,
+    seeds: Annotated[int, typer.Option(min=5, help="Random draws per k (few-shot).")] = 5,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json, report.md and plots go.")] = Path("eval-out"),
+) -> None:
+    """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
+    from labelrouter.evaluation import Evaluator, write_outputs
+    from labelrouter.models.encoder import load_encoder
+    from labelrouter.models.scoring import ScoringParams
+    from labelrouter.training.importer import read_labeled_set
+
+    if protocol not in ("cold", "fewshot", "full"):
+        raise LabelRouterError(f"unknown protocol {protocol!r}: use cold, fewshot or full")
+    try:
+        ks = sorted({int(x) for x in k.split(",") if x.strip()})
+    except ValueError:
+        raise LabelRouterError(f"--k takes whole numbers separated by commas, got {k!r}") from None
+    settings = _settings()
+    data = read_labeled_set(messages, taxonomy, oos_label=oos_label)
+    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
+    params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
+    with err.status("evaluating") as status:
+        evaluator = Evaluator(data, encoder, params, seeds=seeds, progress=status.update)
+        report = evaluator.run(protocol, ks)
+    for path in write_outputs(report, out_dir):
+        out.print(f"wrote {path}")
+    out.print((out_dir / "report.md").read_text())
+
+
 labels_app = typer.Typer(help="Change the label list: add, rename, merge (config, mailbox, store and head together).",
                          no_args_is_help=True)
 app.add_typer(labels_app, name="labels")

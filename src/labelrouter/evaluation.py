@@ -1,0 +1,268 @@
+"""`labelrouter eval`: the real router and training code on a labeled set, with baselines, in one run.
+
+Protocols: `cold` (taxonomy only), `fewshot` (k examples per label, ≥ 5 random draws per k), `full` (all
+of train). Configurations: router only (description vectors, no head), head only (argmax of the head,
+which is frozen encoder + logistic regression), router × head (what labelrouter decides: refreshed label
+vectors, refit threshold) and a validation-tuned log-linear blend. Baselines: word 1–2-gram TF-IDF +
+linear SVM. Splits: the set's own train/val/test; a set without splits is ordered by date (or file
+order), first half train, second half test; validation is the newest 20 % of train when there is no val.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelrouter.errors import ConfigError
+from labelrouter.labels import Label, LabelSet
+from labelrouter.models.encoder import Encoder
+from labelrouter.models.head import ColdStartHead, Head
+from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.scoring import ScoringParams, score
+from labelrouter.training.head import refresh_label_vectors, train_linear_head
+from labelrouter.training.importer import LabeledSet, row_text
+from labelrouter.training.metrics import ece, fit_threshold, macro_f1
+
+TARGET_PRECISION = 0.90
+
+
+def _splits(rows: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]]:
+    has = {r.get("split") for r in rows}
+    if "train" in has and "test" in has:
+        train = [i for i, r in enumerate(rows) if r.get("split") == "train"]
+        test = [i for i, r in enumerate(rows) if r.get("split") == "test"]
+        val = [i for i, r in enumerate(rows) if r.get("split") == "val"]
+    else:
+        order = sorted(range(len(rows)), key=lambda i: (str(rows[i].get("date") or ""), i))
+        train, test, val = order[: len(order) // 2], order[len(order) // 2 :], []
+    if not val:  # the newest 20 % of train validate
+        cut = int(len(train) * 0.8)
+        train, val = train[:cut], train[cut:]
+    return train, val, test
+
+
+def _ranked(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(-scores, axis=1, kind="stable")
+
+
+def _metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: LabelSet, *,
+             confidence: np.ndarray | None = None, threshold: float | None = None,
+             train_dist: np.ndarray | None = None) -> dict[str, Any]:
+    """Metrics over in-scope rows (gold ≥ 0)."""
+    correct = pred == gold
+    errors = np.nonzero(~correct)[0]
+    parents = [lb.parent for lb in labels.labels]
+    hier = any(p is not None for p in parents)
+    out: dict[str, Any] = {
+        "top1": float(correct.mean()),
+        "recall@5": float(np.mean([g in r[:5] for g, r in zip(gold, ranking, strict=True)])),
+        "recall@20": float(np.mean([g in r[:20] for g, r in zip(gold, ranking, strict=True)])),
+        "macro_f1": macro_f1(gold, pred),
+        "sibling_error_share": (float(np.mean([parents[pred[i]] is not None and parents[pred[i]] == parents[gold[i]]
+                                               for i in errors])) if hier and errors.size else None),
+        "sibling_chance_rate": _sibling_chance(gold, parents) if hier else None,
+    }
+    if train_dist is not None:  # drift: total variation between predicted and training label distributions
+        predicted = np.bincount(pred, minlength=len(train_dist)) / len(pred)
+        out["drift_tv"] = float(0.5 * np.abs(predicted - train_dist).sum())
+    if confidence is not None and threshold is not None:
+        kept = confidence >= threshold
+        out.update(fallback_rate=float(1 - kept.mean()), threshold=threshold, ece=ece(confidence, correct),
+                   non_fallback_precision=float(correct[kept].mean()) if kept.any() else None)
+    return out
+
+
+def _sibling_chance(gold: np.ndarray, parents: list[str | None]) -> float:
+    """Share of errors that would be sibling confusions if a wrong label were drawn uniformly."""
+    n = len(parents)
+    counts = Counter(p for p in parents if p is not None)
+    return float(np.mean([(counts[parents[g]] - 1) / (n - 1) if parents[g] is not None else 0.0 for g in gold]))
+
+
+class Evaluator:
+    def __init__(self, data: LabeledSet, encoder: Encoder, params: ScoringParams, *, seeds: int = 5,
+                 progress: Callable[[str], None] | None = None):
+        self.data, self.encoder, self.params, self.seeds = data, encoder, params, seeds
+        self.progress = progress or (lambda _msg: None)
+        self.labels = data.taxonomy
+        if data.oos_label:  # out-of-scope rows must end in the fallback: give the label set one
+            self.labels = LabelSet((*data.taxonomy.labels, Label(data.oos_label, None, "out of scope")),
+                                   data.taxonomy.nodes, data.oos_label)
+        self.train, self.val, self.test = _splits(data.rows)
+        self.progress(f"embedding {len(data.rows)} messages")
+        self.X = encoder.encode([row_text(r) for r in data.rows])
+        self.gold = np.array([self.labels.index(r["label"]) for r in data.rows])
+        self.index = LabelIndex.build(self.labels, encoder)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _in_scope(self, idx: list[int]) -> list[int]:
+        return [i for i in idx if self.data.rows[i]["label"] != self.data.oos_label]
+
+    def _router_x_head(self, head: Head, index: LabelIndex, idx: list[int]):
+        X = self.X[idx]
+        return score(index.similarities(X), head.weights(X, self.labels.names), self.params, index.routable,
+                     has_fallback=self.labels.fallback is not None)
+
+    def _fit(self, idx: list[int]):
+        X, y = self.X[idx], [self.data.rows[i]["label"] for i in idx]
+        head = train_linear_head(X, y, embedder=self.encoder.version, version="eval", label_order=self.labels.names)
+        return head, self.index.with_vectors(refresh_label_vectors(self.index, X, y))
+
+    def _configs(self, head: Head | None, index: LabelIndex) -> dict[str, dict[str, Any]]:
+        """Every configuration on the test split, thresholds and blend weight tuned on validation."""
+        test, val = self._in_scope(self.test), self.val
+        train_dist = np.bincount(self.gold[self._in_scope(self.train)], minlength=len(self.labels)) / max(1, len(self._in_scope(self.train)))
+        results: dict[str, dict[str, Any]] = {}
+        cold = self._router_x_head(ColdStartHead(), self.index, self.test)
+        cold_val = self._router_x_head(ColdStartHead(), self.index, val)
+        t_cold = fit_threshold(cold_val.confidence, cold_val.top == self.gold[val], TARGET_PRECISION)
+        mask = np.isin(self.test, test)
+        results["router_only"] = _metrics(cold.top[mask], cold.topk[mask], self.gold[test], self.labels,
+                                          confidence=cold.confidence[mask], threshold=t_cold, train_dist=train_dist)
+        results["router_only"]["outside_topk_error_share"] = self._outside(cold, mask, test)
+        self._oos(results["router_only"], cold, t_cold)
+        if head is None:
+            return results
+        hx = head.weights(self.X[self.test], self.labels.names)
+        results["head_only"] = _metrics(hx[mask].argmax(1), _ranked(hx[mask]), self.gold[test], self.labels,
+                                        train_dist=train_dist)
+        s, s_val = self._router_x_head(head, index, self.test), self._router_x_head(head, index, val)
+        t = fit_threshold(s_val.confidence, s_val.top == self.gold[val], TARGET_PRECISION)
+        results["router_x_head"] = _metrics(s.top[mask], s.topk[mask], self.gold[test], self.labels,
+                                            confidence=s.confidence[mask], threshold=t, train_dist=train_dist)
+        results["router_x_head"]["outside_topk_error_share"] = self._outside(s, mask, test)
+        results["router_x_head"]["final_differs_from_head_share"] = float(np.mean(s.top[mask] != hx[mask].argmax(1)))
+        self._oos(results["router_x_head"], s, t)
+        results["blend"] = self._blend(s, s_val, head, mask, test, train_dist)
+        return results
+
+    def _outside(self, s, mask: np.ndarray, test: list[int]) -> float:
+        wrong = s.top[mask] != self.gold[test]
+        outside = [g not in k for g, k in zip(self.gold[test], s.topk[mask], strict=True)]
+        return float(np.mean(np.array(outside)[wrong])) if wrong.any() else 0.0
+
+    def _oos(self, metrics: dict[str, Any], s, threshold: float) -> None:
+        if not self.data.oos_label:
+            return
+        oos = np.array([self.data.rows[i]["label"] == self.data.oos_label for i in self.test])
+        if oos.any():
+            metrics["oos_recall"] = float(np.mean(s.confidence[oos] < threshold))
+            in_scope_ok = (s.top[~oos] == self.gold[np.array(self.test)[~oos]]) & (s.confidence[~oos] >= threshold)
+            metrics["in_scope_accuracy_with_fallback"] = float(in_scope_ok.mean())
+
+    def _blend(self, s, s_val, head: Head, mask, test, train_dist) -> dict[str, Any]:
+        """score = α·log(router) + (1 − α)·log(head), α tuned on validation top-1."""
+        def blended(sc, idx, alpha):
+            hw = head.weights(self.X[idx], self.labels.names)
+            return alpha * np.log(sc.router + 1e-6) + (1 - alpha) * np.log(hw + 1e-9)
+
+        alphas = np.linspace(0, 1, 11)
+        val_top1 = [np.mean(blended(s_val, self.val, a).argmax(1) == self.gold[self.val]) for a in alphas]
+        alpha = float(alphas[int(np.argmax(val_top1))])
+        b = blended(s, self.test, alpha)[mask]
+        out = _metrics(b.argmax(1), _ranked(b), self.gold[test], self.labels, train_dist=train_dist)
+        out["alpha"] = alpha
+        return out
+
+    # -- baselines -----------------------------------------------------------------------------
+    def tfidf_svm(self, train_idx: list[int]) -> dict[str, Any]:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.svm import LinearSVC
+
+        text = lambda idx: [row_text(self.data.rows[i], 5_000) for i in idx]  # noqa: E731
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        model = LinearSVC(C=0.5).fit(vectorizer.fit_transform(text(train_idx)), self.gold[train_idx])
+        test = self._in_scope(self.test)
+        decision = model.decision_function(vectorizer.transform(text(test)))
+        full = np.full((len(test), len(self.labels)), -np.inf)
+        full[:, model.classes_] = decision if decision.ndim == 2 else np.c_[-decision, decision]
+        return _metrics(full.argmax(1), _ranked(full), self.gold[test], self.labels)
+
+    # -- protocols -----------------------------------------------------------------------------
+    def run(self, protocol: str, ks: list[int]) -> dict[str, Any]:
+        train = self._in_scope(self.train)
+        report: dict[str, Any] = {"dataset": self.data.name, "protocol": protocol, "n_train": len(train),
+                                  "n_val": len(self.val), "n_test": len(self.test), "encoder": self.encoder.version}
+        if protocol == "cold":
+            report["configs"] = self._configs(None, self.index)
+        elif protocol == "full":
+            self.progress("training the head on all of train")
+            start = time.perf_counter()
+            head, index = self._fit(train)
+            report["head_train_s"] = round(time.perf_counter() - start, 2)
+            report["configs"] = self._configs(head, index)
+            self.progress("baselines")
+            report["baselines"] = {"tfidf_svm": self.tfidf_svm(train), "frozen_lr": report["configs"]["head_only"]}
+        elif protocol == "fewshot":
+            report["fewshot"] = self._fewshot(train, ks)
+        else:
+            raise ConfigError(f"unknown protocol {protocol!r}: use cold, fewshot or full")
+        return report
+
+    def _fewshot(self, train: list[int], ks: list[int]) -> dict[str, Any]:
+        by_label: dict[int, list[int]] = {}
+        for i in train:
+            by_label.setdefault(int(self.gold[i]), []).append(i)
+        out: dict[str, Any] = {}
+        for k in ks:
+            runs: dict[str, list[float]] = {"router_x_head": [], "head_only": [], "router_only": [], "tfidf_svm": []}
+            for seed in range(self.seeds):
+                self.progress(f"few-shot k={k}, draw {seed + 1}/{self.seeds}")
+                rng = np.random.default_rng(seed)
+                sample = [i for rows in by_label.values() for i in rng.choice(rows, min(k, len(rows)), replace=False)]
+                head, index = self._fit(sample)
+                configs = self._configs(head, index)
+                for name in ("router_x_head", "head_only", "router_only"):
+                    runs[name].append(configs[name]["top1"])
+                runs["tfidf_svm"].append(self.tfidf_svm(sample)["top1"])
+            out[str(k)] = {name: {"top1_mean": statistics.mean(v), "top1_sd": statistics.pstdev(v), "runs": len(v)}
+                           for name, v in runs.items()}
+        return out
+
+
+def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    """metrics.json, report.md and PNG plots (few-shot learning curve, top-1 by config)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "metrics.json", out_dir / "report.md"]
+    written[0].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    lines = [f"# {report['dataset']} — {report['protocol']}", "",
+             f"train {report['n_train']}, validation {report['n_val']}, test {report['n_test']}; encoder {report['encoder']}", ""]
+    rows = {**report.get("configs", {}), **{f"baseline: {k}": v for k, v in report.get("baselines", {}).items()}}
+    if rows:
+        keys = ["top1", "recall@5", "recall@20", "macro_f1", "sibling_error_share", "fallback_rate",
+                "non_fallback_precision", "oos_recall"]
+        lines += ["| config | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name, m in rows.items():
+            cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else "—" for k in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "fewshot" in report:
+        names = list(next(iter(report["fewshot"].values())))
+        lines += ["", "| k | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for k, res in report["fewshot"].items():
+            lines.append(f"| {k} | " + " | ".join(f"{res[n]['top1_mean']:.3f} ± {res[n]['top1_sd']:.3f}" for n in names) + " |")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ks = [int(k) for k in report["fewshot"]]
+        for name in names:
+            means = [report["fewshot"][str(k)][name]["top1_mean"] for k in ks]
+            sds = [report["fewshot"][str(k)][name]["top1_sd"] for k in ks]
+            ax.errorbar(ks, means, yerr=sds, marker="o", capsize=3, label=name)
+        ax.set(xscale="log", xlabel="examples per label (k)", ylabel="top-1", title=f"{report['dataset']}: few-shot")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.legend()
+        fig.savefig(out_dir / "fewshot.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(out_dir / "fewshot.png")
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return written
