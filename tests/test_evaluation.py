@@ -55,6 +55,11 @@ def test_full_protocol_reports_every_config_and_baseline(subset, encoder):
     assert 0 <= configs["router_x_head"]["oos_recall"] <= 1 and "threshold" in configs["router_x_head"]
     assert configs["router_only"]["sibling_chance_rate"] == pytest.approx(1.0, abs=0.1)  # one parent → all siblings
     assert "| router_x_head |" in (out / "report.md").read_text()
+    curve = configs["router_x_head"]["risk_coverage"]
+    assert curve[-1][0] == 1.0 and curve[0][1] <= curve[-1][1]  # the most confident decisions err least
+    assert report["throughput_msgs_per_s"] > 0 and report["latency_ms_p95"] >= report["latency_ms_p50"] > 0
+    for plot in ("risk_coverage.png", "errors_by_parent.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_fewshot_draws_several_samples_and_plots_the_curve(subset, encoder):

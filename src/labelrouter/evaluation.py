@@ -75,8 +75,21 @@ def _metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: La
     if confidence is not None and threshold is not None:
         kept = confidence >= threshold
         out.update(fallback_rate=float(1 - kept.mean()), threshold=threshold, ece=ece(confidence, correct),
-                   non_fallback_precision=float(correct[kept].mean()) if kept.any() else None)
+                   non_fallback_precision=float(correct[kept].mean()) if kept.any() else None,
+                   risk_coverage=_risk_coverage(confidence, correct))
+    out["errors_by_parent"] = dict(Counter(str(parents[gold[i]]) for i in errors).most_common())
     return out
+
+
+def _risk_coverage(confidence: np.ndarray, correct: np.ndarray, points: int = 20) -> list[list[float]]:
+    """[coverage, risk] when only the most confident decisions are kept (the rest fall back)."""
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    curve = []
+    for c in np.linspace(1 / points, 1, points):
+        n = max(1, int(round(c * len(order))))
+        curve.append([round(n / len(order), 4), round(1 - hits[n - 1] / n, 4)])
+    return curve
 
 
 def _sibling_chance(gold: np.ndarray, parents: list[str | None]) -> float:
@@ -97,7 +110,9 @@ class Evaluator:
                                    data.taxonomy.nodes, data.oos_label)
         self.train, self.val, self.test = _splits(data.rows)
         self.progress(f"embedding {len(data.rows)} messages")
+        start = time.perf_counter()
         self.X = encoder.encode([row_text(r) for r in data.rows])
+        self.embed_s = time.perf_counter() - start
         self.gold = np.array([self.labels.index(r["label"]) for r in data.rows])
         self.index = LabelIndex.build(self.labels, encoder)
 
@@ -171,6 +186,21 @@ class Evaluator:
         out["alpha"] = alpha
         return out
 
+    def _speed(self, n: int = 50) -> dict[str, float]:
+        """Batch throughput (embedding + scoring) and the latency of one message at a time."""
+        start = time.perf_counter()
+        self._router_x_head(ColdStartHead(), self.index, list(range(len(self.data.rows))))
+        batch_s = self.embed_s + time.perf_counter() - start
+        latencies = []
+        for i in self.test[:n]:
+            start = time.perf_counter()
+            x = self.encoder.encode([row_text(self.data.rows[i])])
+            score(self.index.similarities(x), np.ones((1, len(self.labels))), self.params, self.index.routable)
+            latencies.append((time.perf_counter() - start) * 1000)
+        p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (float("nan"), float("nan"))
+        return {"throughput_msgs_per_s": round(len(self.data.rows) / batch_s, 1),
+                "latency_ms_p50": round(float(p50), 1), "latency_ms_p95": round(float(p95), 1)}
+
     # -- baselines -----------------------------------------------------------------------------
     def tfidf_svm(self, train_idx: list[int]) -> dict[str, Any]:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -189,7 +219,8 @@ class Evaluator:
     def run(self, protocol: str, ks: list[int]) -> dict[str, Any]:
         train = self._in_scope(self.train)
         report: dict[str, Any] = {"dataset": self.data.name, "protocol": protocol, "n_train": len(train),
-                                  "n_val": len(self.val), "n_test": len(self.test), "encoder": self.encoder.version}
+                                  "n_val": len(self.val), "n_test": len(self.test), "encoder": self.encoder.version,
+                                  **self._speed()}
         if protocol == "cold":
             report["configs"] = self._configs(None, self.index)
         elif protocol == "full":
@@ -228,7 +259,7 @@ class Evaluator:
 
 
 def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """metrics.json, report.md and PNG plots (few-shot learning curve, top-1 by config)."""
+    """metrics.json, report.md and PNG plots (few-shot learning curve, risk–coverage, errors by parent)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,5 +295,26 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
         fig.savefig(out_dir / "fewshot.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(out_dir / "fewshot.png")
+    configs = report.get("configs", {})
+    curves = {name: m["risk_coverage"] for name, m in configs.items() if m.get("risk_coverage")}
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, curve in curves.items():
+            ax.plot([c for c, _ in curve], [r for _, r in curve], marker=".", label=name)
+        ax.set(xlabel="coverage (share not sent to the fallback)", ylabel="risk (error rate)",
+               title=f"{report['dataset']}: risk–coverage")
+        ax.legend()
+        fig.savefig(out_dir / "risk_coverage.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(out_dir / "risk_coverage.png")
+    best = configs.get("router_x_head") or configs.get("router_only")
+    if best and best.get("errors_by_parent"):
+        items = list(best["errors_by_parent"].items())[:20]
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(items) + 1.2))
+        ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1], color="#7a6ff0")
+        ax.set(xlabel="errors", title=f"{report['dataset']}: errors by true label's parent")
+        fig.savefig(out_dir / "errors_by_parent.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(out_dir / "errors_by_parent.png")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return written
