@@ -28,7 +28,7 @@ from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams, score
 from labelrouter.training.head import refresh_label_vectors, train_linear_head
 from labelrouter.training.importer import LabeledSet, row_text
-from labelrouter.training.metrics import ece, fit_threshold, macro_f1
+from labelrouter.training.metrics import ece, fit_threshold, macro_f1, risk_coverage
 
 TARGET_PRECISION = 0.90
 
@@ -76,20 +76,9 @@ def _metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: La
         kept = confidence >= threshold
         out.update(fallback_rate=float(1 - kept.mean()), threshold=threshold, ece=ece(confidence, correct),
                    non_fallback_precision=float(correct[kept].mean()) if kept.any() else None,
-                   risk_coverage=_risk_coverage(confidence, correct))
+                   risk_coverage=risk_coverage(confidence, correct))
     out["errors_by_parent"] = dict(Counter(str(parents[gold[i]]) for i in errors).most_common())
     return out
-
-
-def _risk_coverage(confidence: np.ndarray, correct: np.ndarray, points: int = 20) -> list[list[float]]:
-    """[coverage, risk] when only the most confident decisions are kept (the rest fall back)."""
-    order = np.argsort(-confidence, kind="stable")
-    hits = np.cumsum(correct[order])
-    curve = []
-    for c in np.linspace(1 / points, 1, points):
-        n = max(1, int(round(c * len(order))))
-        curve.append([round(n / len(order), 4), round(1 - hits[n - 1] / n, 4)])
-    return curve
 
 
 def _sibling_chance(gold: np.ndarray, parents: list[str | None]) -> float:
@@ -101,8 +90,9 @@ def _sibling_chance(gold: np.ndarray, parents: list[str | None]) -> float:
 
 class Evaluator:
     def __init__(self, data: LabeledSet, encoder: Encoder, params: ScoringParams, *, seeds: int = 5,
-                 progress: Callable[[str], None] | None = None):
+                 target_precision: float = TARGET_PRECISION, progress: Callable[[str], None] | None = None):
         self.data, self.encoder, self.params, self.seeds = data, encoder, params, seeds
+        self.target_precision = target_precision
         self.progress = progress or (lambda _msg: None)
         self.labels = data.taxonomy
         if data.oos_label:  # out-of-scope rows must end in the fallback: give the label set one
@@ -137,7 +127,7 @@ class Evaluator:
         results: dict[str, dict[str, Any]] = {}
         cold = self._router_x_head(ColdStartHead(), self.index, self.test)
         cold_val = self._router_x_head(ColdStartHead(), self.index, val)
-        t_cold = fit_threshold(cold_val.confidence, cold_val.top == self.gold[val], TARGET_PRECISION)
+        t_cold = fit_threshold(cold_val.confidence, cold_val.top == self.gold[val], self.target_precision)
         mask = np.isin(self.test, test)
         results["router_only"] = _metrics(cold.top[mask], cold.topk[mask], self.gold[test], self.labels,
                                           confidence=cold.confidence[mask], threshold=t_cold, train_dist=train_dist)
@@ -149,7 +139,7 @@ class Evaluator:
         results["head_only"] = _metrics(hx[mask].argmax(1), _ranked(hx[mask]), self.gold[test], self.labels,
                                         train_dist=train_dist)
         s, s_val = self._router_x_head(head, index, self.test), self._router_x_head(head, index, val)
-        t = fit_threshold(s_val.confidence, s_val.top == self.gold[val], TARGET_PRECISION)
+        t = fit_threshold(s_val.confidence, s_val.top == self.gold[val], self.target_precision)
         results["router_x_head"] = _metrics(s.top[mask], s.topk[mask], self.gold[test], self.labels,
                                             confidence=s.confidence[mask], threshold=t, train_dist=train_dist)
         results["router_x_head"]["outside_topk_error_share"] = self._outside(s, mask, test)
@@ -220,6 +210,7 @@ class Evaluator:
         train = self._in_scope(self.train)
         report: dict[str, Any] = {"dataset": self.data.name, "protocol": protocol, "n_train": len(train),
                                   "n_val": len(self.val), "n_test": len(self.test), "encoder": self.encoder.version,
+                                  "target_precision": self.target_precision,
                                   **self._speed()}
         if protocol == "cold":
             report["configs"] = self._configs(None, self.index)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -282,10 +283,11 @@ def train(labels: LabelsOpt = None) -> None:
 def eval_(
     messages: Annotated[Path, typer.Option("--messages", help="JSONL or JSONL.gz, one labeled message a line.")],
     taxonomy: Annotated[Path, typer.Option("--taxonomy", help="taxonomy.json of the set.")],
-    protocol: Annotated[str, typer.Option(help="cold, fewshot or full.")] = "full",
+    protocol: Annotated[str, typer.Option(help="cold, fewshot or full; several comma-separated share one embedding pass.")] = "full",
     k: Annotated[str, typer.Option("--k", help="Few-shot examples per label, comma-separated.")] = "1,2,4,8,16",
     oos_label: Annotated[str | None, typer.Option("--oos-label", help="Rows that should get the fallback.")] = None,
     seeds: Annotated[int, typer.Option(min=5, help="Random draws per k (few-shot).")] = 5,
+    target_precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="Precision of non-fallback decisions the validation threshold aims at.")] = 0.90,
     out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json, report.md and plots go.")] = Path("eval-out"),
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
@@ -294,8 +296,10 @@ def eval_(
     from labelrouter.models.scoring import ScoringParams
     from labelrouter.training.importer import read_labeled_set
 
-    if protocol not in ("cold", "fewshot", "full"):
-        raise LabelRouterError(f"unknown protocol {protocol!r}: use cold, fewshot or full")
+    protocols = [p.strip() for p in protocol.split(",") if p.strip()]
+    unknown = [p for p in protocols if p not in ("cold", "fewshot", "full")]
+    if unknown or not protocols:
+        raise LabelRouterError(f"unknown protocol {','.join(unknown) or protocol!r}: use cold, fewshot or full")
     try:
         ks = sorted({int(x) for x in k.split(",") if x.strip()})
     except ValueError:
@@ -305,11 +309,14 @@ def eval_(
     encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
     params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
     with err.status("evaluating") as status:
-        evaluator = Evaluator(data, encoder, params, seeds=seeds, progress=status.update)
-        report = evaluator.run(protocol, ks)
-    for path in write_outputs(report, out_dir):
-        out.print(f"wrote {path}")
-    out.print((out_dir / "report.md").read_text())
+        evaluator = Evaluator(data, encoder, params, seeds=seeds, target_precision=target_precision,
+                              progress=status.update)
+        reports = {p: evaluator.run(p, ks) for p in protocols}
+    for name, report in reports.items():
+        target = out_dir if len(reports) == 1 else out_dir / name
+        for path in write_outputs(report, target):
+            out.print(f"wrote {path}")
+        out.print((target / "report.md").read_text())
 
 
 labels_app = typer.Typer(help="Change the label list: add, rename, merge (config, mailbox, store and head together).",
@@ -317,7 +324,8 @@ labels_app = typer.Typer(help="Change the label list: add, rename, merge (config
 app.add_typer(labels_app, name="labels")
 
 
-def _change_targets(settings: Settings) -> Any:
+@contextmanager
+def _change_targets(settings: Settings) -> Iterator[Any]:
     from labelrouter.label_changes import Targets
     from labelrouter.mail.maildir import LocalMaildir
     from labelrouter.models.encoder import load_encoder
@@ -325,12 +333,16 @@ def _change_targets(settings: Settings) -> Any:
 
     encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
     mailbox_dir = settings.resolved_mailbox_path
-    return Targets(
-        labels_path=settings.labels_path, models_dir=settings.resolved_models_dir, embedder=encoder.version,
-        dim=encoder.dim,
-        store=SQLiteStore(settings.resolved_db_path) if settings.resolved_db_path.exists() else None,
-        mailbox=LocalMaildir(mailbox_dir, create=False) if (mailbox_dir / "cur").is_dir() else None,
-    )
+    store = SQLiteStore(settings.resolved_db_path) if settings.resolved_db_path.exists() else None
+    try:
+        yield Targets(
+            labels_path=settings.labels_path, models_dir=settings.resolved_models_dir, embedder=encoder.version,
+            dim=encoder.dim, store=store,
+            mailbox=LocalMaildir(mailbox_dir, create=False) if (mailbox_dir / "cur").is_dir() else None,
+        )
+    finally:
+        if store is not None:
+            store.close()
 
 
 @labels_app.command("add")
@@ -345,8 +357,8 @@ def labels_add(
     """Add a label: routable at once from its description; the head grows an output that does not dominate."""
     from labelrouter.label_changes import add_label
 
-    version = add_label(_change_targets(_settings(labels)), name, parent=parent, description=description,
-                        archive=archive)
+    with _change_targets(_settings(labels)) as targets:
+        version = add_label(targets, name, parent=parent, description=description, archive=archive)
     out.print(f"added {name!r}; current head: {version}")
 
 
@@ -356,7 +368,8 @@ def labels_rename(old: str, new: str, labels: LabelsOpt = None) -> None:
     """Rename a label in the config, the mailbox, the stored examples and decisions, and the head."""
     from labelrouter.label_changes import rename_label
 
-    version = rename_label(_change_targets(_settings(labels)), old, new)
+    with _change_targets(_settings(labels)) as targets:
+        version = rename_label(targets, old, new)
     out.print(f"renamed {old!r} → {new!r}; current head: {version}")
 
 
@@ -367,7 +380,8 @@ def labels_merge(source: str, into: Annotated[str, typer.Argument(help="The labe
     """Merge SOURCE into INTO: its mail, examples and decisions become INTO's; SOURCE is removed."""
     from labelrouter.label_changes import merge_labels
 
-    version = merge_labels(_change_targets(_settings(labels)), source, into)
+    with _change_targets(_settings(labels)) as targets:
+        version = merge_labels(targets, source, into)
     out.print(f"merged {source!r} into {into!r}; current head: {version}")
 
 

@@ -17,6 +17,7 @@ import operator
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -47,7 +48,7 @@ class TrainingContext:
     labels: LabelSet
     index: LabelIndex
     params: ScoringParams
-    models_dir: Any  # Path
+    models_dir: Path
     val_fraction: float = 0.2
     min_train: int = 20
     min_val: int = 10

@@ -79,6 +79,7 @@ def summarize(ev: Evaluation, labels: LabelSet, threshold: float) -> dict[str, f
         "fallback_rate": float(1 - kept.mean()),
         "non_fallback_precision": float(correct[kept].mean()) if kept.any() else None,
         "ece": ece(s.confidence, correct),
+        "risk_coverage": risk_coverage(s.confidence, correct),
     }
 
 
@@ -91,3 +92,14 @@ def macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:
         fn = np.sum((predicted != label) & (gold == label))
         f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
     return float(np.mean(f1s)) if f1s else 0.0
+
+
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray, points: int = 20) -> list[list[float]]:
+    """[coverage, risk] when only the most confident decisions are kept (the rest fall back)."""
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    curve = []
+    for c in np.linspace(1 / points, 1, points):
+        n = max(1, int(round(c * len(order))))
+        curve.append([round(n / len(order), 4), round(1 - hits[n - 1] / n, 4)])
+    return curve
