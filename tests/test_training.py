@@ -3,6 +3,7 @@
 import gzip
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,10 @@ def test_corrections_train_a_head_that_labels_held_out_mail_better(clinc, encode
 
 def test_candidate_trained_on_shuffled_labels_is_not_promoted(clinc, encoder):
     home = clinc["tmp"] / "home-shuffled"
-    rows = [dict(r) for r in clinc["train"]]
-    n_train = int(len(rows) * 0.8)  # the oldest 80% train; the newest 20% validate with true labels
+    # Dated rows: the oldest 80% train (with shuffled labels); the newest 20% validate with true labels.
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [{**r, "date": (start + timedelta(minutes=i)).isoformat()} for i, r in enumerate(clinc["train"])]
+    n_train = int(len(rows) * 0.8)
     shuffled = [r["label"] for r in rows[:n_train]]
     random.Random(11).shuffle(shuffled)
     for row, label in zip(rows[:n_train], shuffled, strict=True):

@@ -5,7 +5,8 @@ of train). Configurations: router only (description vectors, no head), head only
 which is frozen encoder + logistic regression), router × head (what labelrouter decides: refreshed label
 vectors, refit threshold) and a validation-tuned log-linear blend. Baselines: word 1–2-gram TF-IDF +
 linear SVM. Splits: the set's own train/val/test; a set without splits is ordered by date (or file
-order), first half train, second half test; validation is the newest 20 % of train when there is no val.
+order), first half train, second half test; without a val split, validation is the newest 20 % of train
+(a seeded random 20 % when rows are undated: data files are often grouped by label).
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def _splits(rows: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]
     else:
         order = sorted(range(len(rows)), key=lambda i: (str(rows[i].get("date") or ""), i))
         train, test, val = order[: len(order) // 2], order[len(order) // 2 :], []
-    if not val:  # the newest 20 % of train validate
+    if not val:
+        if all(rows[i].get("date") for i in train):  # the newest 20 % of train validate
+            train = sorted(train, key=lambda i: str(rows[i]["date"]))
+        else:  # undated rows have no time order (data files are often grouped by label): a seeded 20 %
+            train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
         cut = int(len(train) * 0.8)
         train, val = train[:cut], train[cut:]
     return train, val, test

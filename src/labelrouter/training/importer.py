@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labelrouter.errors import ConfigError
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.clean import clean_body
@@ -86,6 +88,9 @@ def import_examples(store: SQLiteStore, encoder: Encoder, data: LabeledSet, *, k
     """Embed every in-scope row once and store it as an example; returns how many were stored."""
     rows = [r for r in data.rows if r["label"] != data.oos_label]
     source = f"import:{data.name}"
+    # Undated rows have no time order, and data files are often grouped by label: give them a seeded
+    # random order, or the time-ordered validation split would be a block of a few labels.
+    order = np.random.default_rng(0).permutation(len(rows))
     stored = 0
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
@@ -97,8 +102,7 @@ def import_examples(store: SQLiteStore, encoder: Encoder, data: LabeledSet, *, k
                 "kind": kind, "rejected_label": None, "source": source, "split": row.get("split"),
                 "subject": str(row.get("subject") or "")[:500], "embedding": vector.astype("<f4").tobytes(),
                 "embedding_dim": int(vector.shape[0]), "encoder_version": encoder.version,
-                # Rows without a date keep file order: a zero-padded position sorts like time.
-                "occurred_at": row.get("date") or f"#{start + offset:09d}",
+                "occurred_at": row.get("date") or f"#{order[start + offset]:09d}",
                 "created_at": utcnow(),
             })
         stored += store.add_examples(records)
