@@ -235,7 +235,7 @@ def import_(
     labels: LabelsOpt = None,
 ) -> None:
     """Import a labeled set (../shared/data format) as gold examples for training; embeds each row once."""
-    from labelrouter.models.encoder import load_encoder
+    from labelrouter.models.encoder import encoder_for
     from labelrouter.store.sqlite import SQLiteStore
     from labelrouter.training.importer import import_examples, read_labeled_set
 
@@ -245,7 +245,7 @@ def import_(
     outside = sorted({r["label"] for r in data.rows if r["label"] not in configured and r["label"] != oos_label})
     if len(outside) == len({r["label"] for r in data.rows if r["label"] != oos_label}):
         raise LabelRouterError(f"none of the set's labels is in {settings.labels_path}; train would ignore them all")
-    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
+    encoder = encoder_for(settings)
     store = SQLiteStore(settings.resolved_db_path)
     try:
         with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -292,7 +292,7 @@ def eval_(
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
     from labelrouter.evaluation import Evaluator, write_outputs
-    from labelrouter.models.encoder import load_encoder
+    from labelrouter.models.encoder import encoder_for
     from labelrouter.models.scoring import ScoringParams
     from labelrouter.training.importer import read_labeled_set
 
@@ -306,7 +306,7 @@ def eval_(
         raise LabelRouterError(f"--k takes whole numbers separated by commas, got {k!r}") from None
     settings = _settings()
     data = read_labeled_set(messages, taxonomy, oos_label=oos_label)
-    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
+    encoder = encoder_for(settings)
     params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
     with err.status("evaluating") as status:
         evaluator = Evaluator(data, encoder, params, seeds=seeds, target_precision=target_precision,
@@ -328,10 +328,10 @@ app.add_typer(labels_app, name="labels")
 def _change_targets(settings: Settings) -> Iterator[Any]:
     from labelrouter.label_changes import Targets
     from labelrouter.mail.maildir import LocalMaildir
-    from labelrouter.models.encoder import load_encoder
+    from labelrouter.models.encoder import encoder_for
     from labelrouter.store.sqlite import SQLiteStore
 
-    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast, settings.batch_size)
+    encoder = encoder_for(settings)
     mailbox_dir = settings.resolved_mailbox_path
     store = SQLiteStore(settings.resolved_db_path) if settings.resolved_db_path.exists() else None
     try:

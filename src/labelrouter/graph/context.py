@@ -12,7 +12,7 @@ import numpy as np
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.batching import MicroBatcher
-from labelrouter.models.encoder import Encoder, load_encoder
+from labelrouter.models.encoder import Encoder, encoder_for
 from labelrouter.models.head import ColdStartHead, CurrentHead, Head
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
@@ -77,8 +77,7 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
                   store: SQLiteStore | None = None, labels: LabelSet | None = None) -> LabelerContext:
     """Everything from settings: labels, encoder (cached per process), label vectors, head, summarizer."""
     labels = labels or load_label_set(settings.labels_path)
-    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast,
-                           settings.batch_size)
+    encoder = encoder_for(settings)
     head = CurrentHead(settings.resolved_models_dir, embedder=encoder.version, dim=encoder.dim)
     params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
     # Only a real run creates missing labels; a dry run must leave the mailbox exactly as it was.

@@ -101,3 +101,9 @@ class Encoder:
 def load_encoder(path: Path | None = None, device: str = "cpu", autocast: str = "auto", batch_size: int = 64) -> Encoder:
     """Load once per process and share (the model is ~90 MB and takes a second to load)."""
     return Encoder(path, device=device, autocast=autocast, batch_size=batch_size)
+
+
+def encoder_for(settings: object) -> Encoder:
+    """The process-wide encoder the settings name (one helper, so every caller shares the cached one)."""
+    return load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast,  # type: ignore[attr-defined]
+                        settings.batch_size)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from labelrouter.labels import LabelSet, load_label_set
-from labelrouter.models.encoder import load_encoder
+from labelrouter.models.encoder import encoder_for
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.settings import Settings
@@ -20,8 +20,7 @@ from labelrouter.training.graph import TrainingContext, TrainingState, build_tra
 def build_training_context(settings: Settings, store: SQLiteStore, *, labels: LabelSet | None = None,
                            **overrides: Any) -> TrainingContext:
     labels = labels or load_label_set(settings.labels_path)
-    encoder = load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast,
-                           settings.batch_size)
+    encoder = encoder_for(settings)
     params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
     return TrainingContext(store=store, encoder=encoder, labels=labels, index=LabelIndex.build(labels, encoder),
                            params=params, models_dir=settings.resolved_models_dir, **overrides)
