@@ -77,8 +77,8 @@ def test_quoted_reply_and_signature_are_stripped():
     assert parse_message(eml("Re: Friday", body)).body == "Sounds good, see you Friday."
     signed = "Please find the report attached.\n\n-- \nAnn Example\nHead of Reports\n+1 555 0100"
     assert parse_message(eml("Report", signed)).body == "Please find the report attached."
-    inline = "> earlier text\nMy answer is yes."
-    assert parse_message(eml("Re: q", inline)).body == "My answer is yes."
+    inline = "> earlier text\nMy answer is yes, let us ship on Monday."
+    assert parse_message(eml("Re: q", inline)).body == "My answer is yes, let us ship on Monday."
 
 
 def test_malformed_mime_gives_a_result_with_warnings():

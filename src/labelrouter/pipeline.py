@@ -11,6 +11,7 @@ from typing import Any
 from labelrouter.errors import LabelRouterError
 from labelrouter.graph.context import LabelerContext
 from labelrouter.graph.inference import build_inference_graph
+from labelrouter.limits import describe_error, time_budget
 from labelrouter.mail.parse import parse_message
 from labelrouter.models.batching import MicroBatcher
 from labelrouter.settings import Settings
@@ -45,6 +46,13 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
+def parse_raw(raw: bytes, settings: Settings, *, message_id: str | None = None,
+              label_ids: list[str] | None = None) -> EmailMessage:
+    """Parse and clean one message within the settings' caps and time budget (no model needed)."""
+    with time_budget(settings.message_time_budget_s, "parsing this message"):
+        return parse_message(raw, message_id=message_id, label_ids=label_ids, limits=settings.parse_limits())
+
+
 class Labeler:
     """Runs the compiled inference graph for one message or many (micro-batched encoding)."""
 
@@ -55,9 +63,7 @@ class Labeler:
         self.graph = build_inference_graph().compile()
 
     def parse(self, raw: bytes, *, message_id: str | None = None, label_ids: list[str] | None = None) -> EmailMessage:
-        s = self.settings
-        return parse_message(raw, message_id=message_id, label_ids=label_ids, max_bytes=s.max_message_bytes,
-                             max_body_chars=s.max_body_chars, snippet_chars=s.snippet_chars)
+        return parse_raw(raw, self.settings, message_id=message_id, label_ids=label_ids)
 
     def label(self, message: EmailMessage) -> dict[str, Any]:
         return self.graph.invoke({"message": message}, context=self.ctx)
@@ -95,10 +101,12 @@ class Labeler:
             for mid in chunk:
                 try:
                     parsed.append(self.parse(mailbox.fetch(mid), message_id=mid, label_ids=mailbox.label_ids(mid)))
-                except LabelRouterError as exc:
-                    report.outcomes.append(MessageOutcome(mid, status="failed", error=str(exc)))
+                except Exception as exc:  # noqa: BLE001 - whatever one message raises is that message's failure
+                    error = describe_error(exc)
+                    log.warning("message %s failed: %s", mid, error)
+                    report.outcomes.append(MessageOutcome(mid, status="failed", error=error))
                     if record:
-                        store.record_failed(mid, str(exc))  # type: ignore[union-attr]
+                        store.record_failed(mid, error)  # type: ignore[union-attr]
                     if progress:
                         progress(1)
             for message, result in zip(parsed, self.label_many(parsed), strict=True):
@@ -109,7 +117,7 @@ class Labeler:
 
     def _outcome(self, message: EmailMessage, result: dict[str, Any] | Exception, record: bool) -> MessageOutcome:
         if isinstance(result, Exception):
-            error = f"{type(result).__name__}: {result}"
+            error = describe_error(result)
             log.warning("message %s failed: %s", message.id, error)
             if record:
                 self.ctx.store.record_failed(message.id, error)  # type: ignore[union-attr]

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labelrouter.errors import ConfigError
+from labelrouter.mail.parse import ParseLimits
 
 # An editable install (the README's) resolves this to the checkout, so `config/` is found from anywhere.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +49,15 @@ class Settings(BaseSettings):
     encoder_autocast: Literal["auto", "bf16", "off"] = "auto"
     batch_size: int = Field(64, ge=1)
 
-    # Input cleaning.
+    # Input cleaning. Hostile mail is capped before parsing; see mail/parse.py.
     max_message_bytes: int = Field(30_000_000, ge=1024)
     max_body_chars: int = Field(20_000, ge=100)
     snippet_chars: int = Field(1_500, ge=50)
+    max_header_fields: int = Field(500, ge=10)
+    max_header_chars: int = Field(8_000, ge=200)
+    max_mime_depth: int = Field(32, ge=1)
+    # Wall-clock budget for parsing and cleaning one message; over it, the message is recorded as failed.
+    message_time_budget_s: float = Field(15.0, ge=0)
 
     # Summarizer: "auto" uses Gemini when a key is set, the offline summarizer otherwise.
     summarizer: Literal["auto", "offline", "gemini"] = "auto"
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.home / "models"
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(max_bytes=self.max_message_bytes, max_header_fields=self.max_header_fields,
+                           max_header_chars=self.max_header_chars, max_mime_depth=self.max_mime_depth,
+                           max_body_chars=self.max_body_chars, snippet_chars=self.snippet_chars)
 
     def use_gemini(self) -> bool:
         if self.summarizer == "offline":

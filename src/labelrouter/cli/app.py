@@ -77,10 +77,14 @@ def label(
     labels: LabelsOpt = None,
     compact: Annotated[bool, typer.Option(help="One line of JSON per message.")] = False,
 ) -> None:
-    """Decide and explain the label of one message (or each message of an mbox) as JSON. Touches no mailbox."""
+    """Decide and explain the label of one message (or each message of an mbox) as JSON. Touches no mailbox.
+
+    Input is read, split and parsed before the model loads, so unusable input is refused at once. In an
+    mbox, a message that cannot be parsed is reported as {"index", "error"} and the others are labeled."""
     from labelrouter.graph.context import build_context
+    from labelrouter.limits import describe_error
     from labelrouter.mail.parse import split_messages
-    from labelrouter.pipeline import Labeler
+    from labelrouter.pipeline import Labeler, parse_raw
 
     if file == "-":
         raw = sys.stdin.buffer.read()
@@ -90,15 +94,38 @@ def label(
         except OSError as exc:
             raise LabelRouterError(f"cannot read {file}: {exc.strerror}") from None
     settings = _settings(labels)
-    labeler = Labeler(build_context(settings, mode="decide"), settings)
-    messages = [labeler.parse(part) for part in split_messages(raw)]
-    results = [explanation(labeler.label(m)) for m in messages]
+    labels_set = load_label_set(settings.labels_path)  # a broken config is refused before the model loads
+    try:
+        parts = split_messages(raw)
+    except Exception as exc:  # noqa: BLE001 - a damaged mbox is a user error, not a traceback
+        raise LabelRouterError(f"cannot split {file} into messages: {describe_error(exc)}") from None
+    parsed: list[Any] = []
+    for part in parts:
+        try:
+            parsed.append(parse_raw(part, settings))
+        except Exception as exc:  # noqa: BLE001
+            if len(parts) == 1:
+                raise LabelRouterError(describe_error(exc)) from None
+            parsed.append(exc)
+    results: list[dict[str, Any]] = []
+    if any(not isinstance(m, Exception) for m in parsed):
+        labeler = Labeler(build_context(settings, mode="decide", labels=labels_set), settings)
+    for index, message in enumerate(parsed):
+        if isinstance(message, Exception):
+            results.append({"index": index, "error": describe_error(message)})
+            continue
+        try:
+            results.append(explanation(labeler.label(message)))
+        except Exception as exc:  # noqa: BLE001 - one message's failure is that message's
+            results.append({"index": index, "message": {"id": message.id}, "error": describe_error(exc)})
     payload: Any = results[0] if len(results) == 1 else results
     if compact:
         for item in results:
             typer.echo(json.dumps(item, ensure_ascii=False))
     else:
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    if any("error" in item for item in results):
+        raise typer.Exit(1)
 
 
 def _progress() -> Progress:
