@@ -121,11 +121,15 @@ def test_run_twice_labels_each_message_exactly_once(tmp_path, env, encoder):
     assert all(outcomes[i]["status"] == "applied" for i in ids)
 
     labels = load_label_set(LABELS_JSON)
+    store = SQLiteStore(tmp_path / "home" / "labelrouter.sqlite3")
     for mid in ids:
         carried = [lid for lid in box.label_ids(mid) if lid != "INBOX"]
         assert len(carried) == 1  # exactly one label
-        archive = labels.get(outcomes[mid]["label"]).archive
-        assert ("INBOX" in box.label_ids(mid)) is not archive
+        row = store.get(mid)
+        # Archived exactly when the label archives and the decision cleared its archive threshold.
+        should = labels.get(row["label_applied"]).archive and row["confidence"] >= row["archive_threshold"]
+        assert bool(row["archived"]) is should
+        assert ("INBOX" in box.label_ids(mid)) is not should
     assert box.label_ids(bad) == ["INBOX"]  # the failed message is untouched
 
     snapshot = sorted(str(p) for p in mailbox_dir.rglob("*") if p.is_file())
@@ -134,7 +138,6 @@ def test_run_twice_labels_each_message_exactly_once(tmp_path, env, encoder):
     assert [o["message_id"] for o in outcomes2] == [bad]  # only the failed one is retried
     assert sorted(str(p) for p in mailbox_dir.rglob("*") if p.is_file()) == snapshot
 
-    store = SQLiteStore(tmp_path / "home" / "labelrouter.sqlite3")
     assert store.counts() == {"labeled": 10, "failed": 1}
     assert store.get(bad)["attempts"] == 2
     row = store.get(ids[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ class Label:
     parent: str | None = None
     description: str = ""
     archive: bool = False
+    archive_confidence: float | None = None  # overrides the archive threshold for this label
 
     def retrieval_text(self, parents: dict[str, Node]) -> str:
         """Text the label is embedded from: its readable path and description."""
@@ -110,7 +112,8 @@ class LabelSet:
             "fallback": self.fallback,
             "nodes": [{"name": n.name, "parent": n.parent, "description": n.description} for n in self.nodes],
             "labels": [
-                {"name": lb.name, "parent": lb.parent, "description": lb.description, "archive": lb.archive}
+                {"name": lb.name, "parent": lb.parent, "description": lb.description, "archive": lb.archive,
+                 **({"archive_confidence": lb.archive_confidence} if lb.archive_confidence is not None else {})}
                 for lb in self.labels
             ],
         }
@@ -120,6 +123,30 @@ def humanize(name: str) -> str:
     """`💼-work-projects` → `work projects`; `comp.sys.mac.hardware` → `comp sys mac hardware`."""
     words = [w for w in name.replace("_", "-").replace(".", "-").split("-") if any(c.isalnum() for c in w)]
     return " ".join(words) or name
+
+
+# Gmail's system labels (case-insensitive) cannot be user label names; Maildir reserves its own folders.
+RESERVED_LABEL_NAMES = {"inbox", "spam", "trash", "unread", "starred", "important", "sent", "draft", "drafts",
+                        "chat", "chats", "all mail", "cur", "new", "tmp"}
+MAX_LABEL_CHARS = 225  # Gmail's limit on a label name
+MAX_LABEL_BYTES = 250  # the Maildir folder ".<name>" must fit a 255-byte file name
+
+
+def label_name_problem(name: str) -> str | None:
+    """Why a label name cannot be held by every backend (Maildir folder, Gmail label), or None."""
+    if name != name.strip():
+        return "leading or trailing whitespace"
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        return "control characters (NUL, newline, ...) are not allowed"
+    if name.lower() in RESERVED_LABEL_NAMES or name.upper().startswith("CATEGORY_"):
+        return f"{name!r} is reserved by Gmail or Maildir"
+    if len(name) > MAX_LABEL_CHARS:
+        return f"{len(name)} characters, over Gmail's {MAX_LABEL_CHARS}"
+    if len(name.encode("utf-8")) > MAX_LABEL_BYTES:
+        return f"{len(name.encode('utf-8'))} bytes in UTF-8, over the {MAX_LABEL_BYTES} a folder name can hold"
+    if name.replace(".", "").replace("/", "").strip("_") == "":
+        return "it needs at least one character other than '.', '/' and '_'"
+    return None
 
 
 def _entry_error(source: str, where: str, message: str) -> ConfigError:
@@ -164,7 +191,16 @@ def parse_label_set(data: Any, source: str = "labels", *, require_fallback: bool
         description = entry.get("description", "")
         if not isinstance(description, str):
             raise _entry_error(source, where, "'description' must be a string")
-        labels.append(Label(name, parent, description.strip(), archive))
+        archive_confidence = entry.get("archive_confidence")
+        if archive_confidence is not None and (
+                isinstance(archive_confidence, bool) or not isinstance(archive_confidence, int | float)
+                or not 0 <= archive_confidence <= 1):
+            raise _entry_error(source, where, "'archive_confidence' must be a number from 0 to 1")
+        problem = label_name_problem(name)
+        if problem:
+            raise _entry_error(source, where, f"invalid name: {problem}")
+        labels.append(Label(name, parent, description.strip(), archive,
+                            None if archive_confidence is None else float(archive_confidence)))
 
     seen: dict[str, int] = {}
     for i, label in enumerate(labels):

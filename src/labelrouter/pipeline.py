@@ -14,6 +14,7 @@ from labelrouter.graph.inference import build_inference_graph
 from labelrouter.limits import describe_error, time_budget
 from labelrouter.mail.parse import parse_message
 from labelrouter.models.batching import MicroBatcher
+from labelrouter.nodes.apply import finish_apply
 from labelrouter.settings import Settings
 from labelrouter.state import EmailMessage
 
@@ -27,7 +28,7 @@ class MessageOutcome:
     label: str | None = None
     confidence: float | None = None
     fallback: bool = False
-    status: str = "failed"  # applied | unchanged | dry-run | skipped | failed
+    status: str = "failed"  # applied | unchanged | dry-run | skipped | repaired | failed
     error: str | None = None
     degraded: list[str] = field(default_factory=list)
 
@@ -82,20 +83,35 @@ class Labeler:
         return results
 
     def run_mailbox(self, *, limit: int | None = None, progress: Callable[[int], None] | None = None,
-                    on_total: Callable[[int], None] | None = None) -> RunReport:
-        """Label every inbox message the store has not labeled yet; record failures."""
-        mailbox, store = self.ctx.mailbox, self.ctx.store
+                    on_total: Callable[[int], None] | None = None, wait_s: float = 0.0) -> RunReport:
+        """Label every inbox message the store has not labeled yet; record failures.
+
+        In apply mode the mailbox's labeler lock is held throughout (a second run waits `wait_s`, then
+        raises MailboxError), and decisions an interrupted run left half-applied are finished first."""
+        mailbox = self.ctx.mailbox
         if mailbox is None:
             raise LabelRouterError("run needs a mailbox")
+        if self.ctx.mode != "apply":
+            return self._run_mailbox(limit, progress, on_total)
+        with mailbox.lock(wait_s):
+            return self._run_mailbox(limit, progress, on_total)
+
+    def _run_mailbox(self, limit: int | None, progress: Callable[[int], None] | None,
+                     on_total: Callable[[int], None] | None) -> RunReport:
+        mailbox, store = self.ctx.mailbox, self.ctx.store
+        assert mailbox is not None
+        record = self.ctx.mode == "apply" and store is not None
+        report = RunReport()
+        if record:
+            report.outcomes.extend(self.repair_pending())
         done = store.labeled_ids() if store is not None else set()
         inbox = mailbox.list_inbox()
         todo = [mid for mid in inbox if mid not in done]
-        report = RunReport(already_processed=len(inbox) - len(todo))
+        report.already_processed = len(inbox) - len(todo)
         if limit is not None:
             todo = todo[:limit]
         if on_total:
             on_total(len(todo))
-        record = self.ctx.mode == "apply" and store is not None
         for chunk in _chunks(todo, self.chunk_size):
             parsed: list[EmailMessage] = []
             for mid in chunk:
@@ -114,6 +130,36 @@ class Labeler:
                 if progress:
                     progress(1)
         return report
+
+    def repair_pending(self) -> list[MessageOutcome]:
+        """Finish every decision recorded as 'applying' (a crash or an error between the intent and the
+        mailbox change): the change is repeated idempotently and the row completed. A message that has
+        left the mailbox entirely is recorded as failed."""
+        ctx, store, mailbox = self.ctx, self.ctx.store, self.ctx.mailbox
+        assert store is not None and mailbox is not None
+        outcomes = []
+        for row in store.pending_intents():
+            mid, label = str(row["message_id"]), str(row["label_applied"] or "")
+            base = MessageOutcome(mid, str(row["subject"] or ""), label=label, confidence=row["confidence"],
+                                  fallback=bool(row["fallback"]))
+            try:
+                if not mailbox.label_ids(mid):
+                    store.abandon_intent(mid, "message left the mailbox before its label was confirmed")
+                    outcomes.append(dataclasses.replace(base, status="failed", error="message left the mailbox"))
+                    continue
+                label_id = ctx.mailbox_ids.get(label) or row["intent_label_id"]
+                if not label_id:
+                    raise LabelRouterError(f"interrupted decision names label {label!r}, which has no mailbox id")
+                result = finish_apply(mailbox, ctx.mailbox_ids, ctx.known_label_ids, store, mid, label,
+                                      str(label_id), bool(row["archived"]), status="repaired",
+                                      detail="finished an interrupted apply")
+                outcomes.append(dataclasses.replace(base, label=result.label, status="repaired"))
+            except Exception as exc:  # noqa: BLE001 - one message's repair failing is that message's failure
+                error = describe_error(exc)
+                log.warning("repair of message %s failed: %s", mid, error)
+                store.record_failed(mid, error)
+                outcomes.append(dataclasses.replace(base, status="failed", error=error))
+        return outcomes
 
     def _outcome(self, message: EmailMessage, result: dict[str, Any] | Exception, record: bool) -> MessageOutcome:
         if isinstance(result, Exception):

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     sim_scale: float = Field(0.07, gt=0)
     # A decision whose confidence (winner's final score / 100) is below this gets the fallback label.
     fallback_threshold: float = Field(0.35, ge=0, le=1)
+    # A label whose config archives takes the message out of the inbox only at or above this confidence
+    # (until a promoted head brings its own, refit at `archive_target_precision`; a label's
+    # `archive_confidence` in labels.json overrides both). Below it the label is applied, the mail stays.
+    archive_threshold: float = Field(0.8, ge=0, le=1)
+    archive_target_precision: float = Field(0.97, gt=0, le=1)
 
     # Encoder.
     encoder_path: Path | None = None  # default: the packaged all-MiniLM-L6-v2
@@ -58,6 +63,10 @@ class Settings(BaseSettings):
     max_mime_depth: int = Field(32, ge=1)
     # Wall-clock budget for parsing and cleaning one message; over it, the message is recorded as failed.
     message_time_budget_s: float = Field(15.0, ge=0)
+
+    # Privacy: the store keeps subject, sender and the decision; with store_text it also keeps the summary
+    # (the offline summary is the subject and the lead of the body). False keeps no body-derived text.
+    store_text: bool = True
 
     # Summarizer: "auto" uses Gemini when a key is set, the offline summarizer otherwise.
     summarizer: Literal["auto", "offline", "gemini"] = "auto"

@@ -133,7 +133,7 @@ def _progress() -> Progress:
                     console=err, transient=True)
 
 
-def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | None) -> Any:
+def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | None, wait_s: float = 0.0) -> Any:
     from labelrouter.graph.context import build_context
     from labelrouter.labels import load_label_set
     from labelrouter.mail.maildir import LocalMaildir
@@ -142,7 +142,7 @@ def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | Non
 
     labels = load_label_set(settings.labels_path)  # a broken config fails before anything is created
     mailbox = LocalMaildir(mailbox_path, create=False)
-    store = SQLiteStore(settings.resolved_db_path)
+    store = SQLiteStore(settings.resolved_db_path, store_text=settings.store_text)
     try:
         ctx = build_context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
                             labels=labels)
@@ -151,7 +151,7 @@ def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | Non
             task = progress.add_task("labeling", total=None)
             return labeler.run_mailbox(
                 limit=limit, on_total=lambda n: progress.update(task, total=n),
-                progress=lambda n: progress.advance(task, n),
+                progress=lambda n: progress.advance(task, n), wait_s=wait_s,
             )
     finally:
         store.close()
@@ -177,7 +177,8 @@ def _report_table(report: Any, expected: dict[str, str] | None = None) -> Table:
 
 
 def _summary_line(report: Any) -> str:
-    return (f"{len(report.outcomes)} processed: {report.count('applied')} labeled, "
+    repaired = f"{report.count('repaired')} repaired, " if report.count("repaired") else ""
+    return (f"{len(report.outcomes)} processed: {report.count('applied')} labeled, {repaired}"
             f"{report.count('unchanged')} unchanged, {report.count('dry-run')} dry-run, "
             f"{report.count('failed')} failed; {report.already_processed} already processed before")
 
@@ -190,10 +191,13 @@ def run(
     limit: Annotated[int | None, typer.Option(min=1, help="Label at most this many messages.")] = None,
     labels: LabelsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print outcomes as JSON lines.")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another run on this mailbox to finish (default: exit at once).")] = 0.0,
 ) -> None:
-    """Label every unprocessed message of the configured mailbox (exactly once; failures are recorded)."""
+    """Label every unprocessed message of the configured mailbox (exactly once; failures are recorded).
+
+    One run per mailbox at a time: a second one exits with a one-line message (or waits up to --wait)."""
     settings = _settings(labels)
-    report = _run(settings, mailbox or settings.resolved_mailbox_path, dry_run, limit)
+    report = _run(settings, mailbox or settings.resolved_mailbox_path, dry_run, limit, wait)
     if as_json:
         for o in report.outcomes:
             typer.echo(json.dumps(o.__dict__, ensure_ascii=False))

@@ -34,6 +34,9 @@ class LabelerContext:
     mode: Mode = "decide"  # decide: explain only; dry-run: say what apply would do; apply: do it and persist
     mailbox: Mailbox | None = None
     mailbox_ids: dict[str, str] = field(default_factory=dict)  # label name → mailbox label id
+    # Mailbox label ids that count as "ours": this config's and every label labelrouter created before.
+    known_label_ids: set[str] = field(default_factory=set)
+    archive_threshold_default: float = 0.8
     store: SQLiteStore | None = None
     batcher: MicroBatcher | None = None
     snippet_chars: int = 1_500
@@ -56,6 +59,18 @@ class LabelerContext:
         """Scoring parameters; a promoted head brings its own refit fallback threshold."""
         threshold = (getattr(self.head, "thresholds", None) or {}).get("fallback")
         return self.params if threshold is None else dataclasses.replace(self.params, threshold=float(threshold))
+
+    def archive_threshold(self, label: str) -> float | None:
+        """Confidence a label that archives needs to take the message out of the inbox (None: it does not
+        archive). The label's own `archive_confidence`, else the current head's refit one, else the setting;
+        never below the fallback threshold."""
+        entry = self.labels.get(label)
+        if not entry.archive:
+            return None
+        head_value = (getattr(self.head, "thresholds", None) or {}).get("archive")
+        value = entry.archive_confidence if entry.archive_confidence is not None else (
+            float(head_value) if head_value is not None else self.archive_threshold_default)
+        return max(float(value), self.scoring.threshold)
 
     def embed(self, text: str) -> np.ndarray:
         if self.batcher is not None:
@@ -82,10 +97,11 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
     params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
     # Only a real run creates missing labels; a dry run must leave the mailbox exactly as it was.
     mailbox_ids = mailbox.ensure_labels(labels.names, create=mode == "apply") if mailbox is not None else {}
+    known = set(mailbox_ids.values()) | (mailbox.our_label_ids() if mailbox is not None else set())
     return LabelerContext(
         labels=labels, encoder=encoder, index=LabelIndex.build(labels, encoder), summarizer=build_summarizer(settings),
-        params=params, head=head, mode=mode, mailbox=mailbox, mailbox_ids=mailbox_ids, store=store,
-        snippet_chars=settings.snippet_chars,
+        params=params, head=head, mode=mode, mailbox=mailbox, mailbox_ids=mailbox_ids, known_label_ids=known,
+        store=store, snippet_chars=settings.snippet_chars, archive_threshold_default=settings.archive_threshold,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +32,12 @@ class Mailbox(Protocol):
 
     def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
         """Label name → mailbox label id, creating missing labels when `create`."""
+
+    def our_label_ids(self) -> set[str]:
+        """Every label id labelrouter ever created in this mailbox (under any labels file)."""
+
+    def lock(self, wait_s: float = 0.0) -> AbstractContextManager[None]:
+        """One labeler per mailbox: hold this while labeling; raises MailboxError when another run holds it."""
 
     def rename_label(self, old: str, new: str) -> None:
         """Rename a label, keeping its messages."""

@@ -5,6 +5,11 @@ Layout (Maildir++, readable by mutt, Dovecot, Thunderbird's maildir store, ...):
     <root>/cur, new, tmp                 the inbox (label id INBOX)
     <root>/.<label name>/cur, new, tmp   one folder per label (label id = the folder name)
 
+Two files of ours live in the root beside cur/new/tmp (Maildir readers ignore plain files there):
+`labelrouter.lock`, the inter-process lock one labeler holds while it runs, and `labelrouter-labels.json`,
+every label folder labelrouter ever created here, so a message carrying any of them counts as labeled by
+us even when a run uses another labels file.
+
 A message's stable id is its Maildir unique name: the file name before `:2,<flags>`. Flag changes rename
 only the part after the colon, and we move messages between folders under the same unique name, so the
 id survives both. Labeling links the file into the label's folder (like Gmail showing one message under
@@ -13,21 +18,45 @@ INBOX and a label); "archive" also removes it from the inbox, as Gmail's archive
 
 from __future__ import annotations
 
+import json
 import mailbox as stdlib_mailbox
 import os
 import shutil
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
 from labelrouter.mail.mailbox import INBOX, MailboxChange
+
+LOCK_FILE = "labelrouter.lock"
+REGISTRY_FILE = "labelrouter-labels.json"
+MAX_FOLDER_BYTES = 250  # a file name is at most 255 bytes on common file systems; "." prefix and margin
 
 
 def folder_name(label: str) -> str:
     """Maildir++ uses '.' as the hierarchy separator; keep a label one folder."""
     name = label.replace(".", "_").replace("/", "_")
-    if not name.strip() or name in (INBOX, "cur", "new", "tmp"):
-        raise MailboxError(f"label {label!r} cannot be a Maildir folder name")
+    problem = folder_name_problem(name)
+    if problem:
+        raise MailboxError(f"label {label!r} cannot be a Maildir folder name: {problem}")
     return name
+
+
+def folder_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a folder on the file systems Maildirs live on, or None."""
+    if not name.strip():
+        return "it is empty"
+    if name.upper() == INBOX or name in ("cur", "new", "tmp"):
+        return "the name is reserved"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "it contains control characters"
+    if len(name.encode("utf-8")) > MAX_FOLDER_BYTES:
+        return f"it is {len(name.encode('utf-8'))} bytes in UTF-8, over {MAX_FOLDER_BYTES}"
+    return None
 
 
 def _unique_name(filename: str) -> str:
@@ -106,6 +135,48 @@ class LocalMaildir:
     def label_ids(self, message_id: str) -> list[str]:
         return sorted(self._locations(message_id))
 
+    def our_label_ids(self) -> set[str]:
+        """Every label folder labelrouter created in this Maildir, under any labels file."""
+        path = self.root / REGISTRY_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError) as exc:
+            raise MailboxError(f"{path} is unreadable ({exc}); delete it and run again to rebuild it") from None
+        folders = data.get("folders") if isinstance(data, dict) else None
+        if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+            raise MailboxError(f"{path}: expected {{\"folders\": [names]}}; delete it and run again to rebuild it")
+        return set(folders)
+
+    def _register(self, folders: set[str]) -> None:
+        known = self.our_label_ids()
+        if folders <= known:
+            return
+        path = self.root / REGISTRY_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"folders": sorted(known | folders)}, ensure_ascii=False, indent=1) + "\n",
+                       encoding="utf-8")
+        tmp.replace(path)
+
+    @contextmanager
+    def lock(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold this Maildir's labeler lock (released when the process ends, even by kill -9)."""
+        path = self.root / LOCK_FILE
+        lock = FileLock(str(path), timeout=wait_s)
+        try:
+            lock.acquire()
+        except Timeout:
+            waited = f" after waiting {wait_s:g} s" if wait_s else ""
+            raise MailboxError(
+                f"another labelrouter run is labeling {self.root}{waited} (lock {path}); "
+                "let it finish, or pass --wait SECONDS"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     # -- writing -------------------------------------------------------------------------------
     def deliver(self, raw: bytes) -> str:
         """Add a message to the inbox (written to tmp/ then renamed into new/, as Maildir requires)."""
@@ -118,9 +189,11 @@ class LocalMaildir:
         if clashes:
             raise MailboxError("two labels map to the same Maildir folder name; rename one of them")
         existing = set(self._box.list_folders())
-        for folder in mapping.values() if create else ():
-            if folder not in existing:
-                self._box.add_folder(folder)
+        if create:
+            self._register(set(mapping.values()))  # before the folders: a crash leaves no unregistered folder
+            for folder in mapping.values():
+                if folder not in existing:
+                    self._box.add_folder(folder)
         return mapping
 
     def rename_label(self, old: str, new: str) -> None:

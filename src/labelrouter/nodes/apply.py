@@ -1,4 +1,10 @@
-"""Node `apply`: give the message its one label (archive per config), idempotently; persist the decision."""
+"""Node `apply`: give the message its one label (archive only when sure), idempotently; persist the decision.
+
+Crash safety: in apply mode the decision is recorded as an intent ('applying', with the mailbox label id)
+before the mailbox changes and completed ('labeled') after. A crash at any instant leaves either nothing
+(the message is still unprocessed in the inbox), or an intent the next run repairs with `finish_apply`:
+the mailbox change is idempotent, so repeating it gives one label and one row, archived or not.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,41 @@ from langgraph.runtime import Runtime
 
 from labelrouter.errors import MailboxError
 from labelrouter.graph.context import LabelerContext, resolve_context
-from labelrouter.state import ApplyResult, LabelingState
+from labelrouter.mail.mailbox import Mailbox
+from labelrouter.state import ApplyResult, LabelingState, Routing
+from labelrouter.store.sqlite import SQLiteStore
+
+
+def archive_decision(routing: Routing, label_archives: bool) -> tuple[bool, str]:
+    """Archive only a label whose config archives, and only at or above its archive confidence: a wrong
+    archive hides mail, a wrong label only mislabels it."""
+    if not label_archives:
+        return False, ""
+    if routing.fallback:
+        return False, "fallback decisions are never archived"
+    threshold = routing.archive_threshold
+    if threshold is None or routing.confidence < threshold:
+        return False, f"kept in the inbox: confidence {routing.confidence:.3f} below archive threshold {threshold}"
+    return True, ""
+
+
+def finish_apply(mailbox: Mailbox, mailbox_ids: dict[str, str], known_label_ids: set[str], store: SQLiteStore | None,
+                 message_id: str, label: str, label_id: str, archive: bool, *, status: str = "applied",
+                 detail: str = "") -> ApplyResult:
+    """Change the mailbox (idempotently) and complete the stored intent. Shared by `apply` and the repair
+    of interrupted runs. When the message already carried one of our labels, that label is what stands."""
+    change = mailbox.apply_label(message_id, label_id, archive=archive, known_label_ids=known_label_ids)
+    by_id = {v: k for k, v in mailbox_ids.items()}
+    carried = [by_id.get(i, i) for i in change.label_ids_after if i in known_label_ids]
+    standing = label if label in carried or not carried else carried[0]
+    result = ApplyResult(
+        status=status if change.changed or status == "repaired" else "unchanged", label=standing,
+        archive=archive and "INBOX" not in change.label_ids_after, label_ids_before=change.label_ids_before,
+        label_ids_after=change.label_ids_after, detail="; ".join(d for d in (detail, change.detail) if d),
+    )
+    if store is not None:
+        store.complete(message_id, result)
+    return result
 
 
 def apply(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
@@ -16,25 +56,29 @@ def apply(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, A
     routing = state.routing
     if routing is None:
         raise MailboxError("apply reached without a routing decision")
-    archive = ctx.labels.get(routing.label).archive
+    archive, why_not = archive_decision(routing, ctx.labels.get(routing.label).archive)
     if ctx.mode == "decide" or ctx.mailbox is None:
         return {"applied": ApplyResult(status="skipped", label=routing.label, archive=archive,
                                        label_ids_before=state.message.label_ids,
-                                       detail="decide-only: no mailbox touched")}
+                                       detail="; ".join(d for d in ("decide-only: no mailbox touched", why_not) if d))}
     label_id = ctx.mailbox_ids.get(routing.label)
     if label_id is None:
         raise MailboxError(f"label {routing.label!r} has no mailbox label id")
-    change = ctx.mailbox.apply_label(
-        state.message.id, label_id, archive=archive, known_label_ids=set(ctx.mailbox_ids.values()),
-        dry_run=ctx.mode == "dry-run",
-    )
-    # When the mailbox already carried one of our labels, that label is what stands; record it, not ours.
-    by_id = {v: k for k, v in ctx.mailbox_ids.items()}
-    carried = [by_id[i] for i in change.label_ids_after if i in by_id]
-    label = routing.label if routing.label in carried or not carried else carried[0]
-    status = "dry-run" if ctx.mode == "dry-run" else ("applied" if change.changed else "unchanged")
-    result = ApplyResult(status=status, label=label, archive=archive, label_ids_before=change.label_ids_before,
-                         label_ids_after=change.label_ids_after, detail=change.detail)
-    if ctx.mode == "apply" and ctx.store is not None:
-        ctx.store.record_labeled(state.model_copy(update={"applied": result}))
+    if ctx.mode == "dry-run":
+        change = ctx.mailbox.apply_label(state.message.id, label_id, archive=archive,
+                                         known_label_ids=ctx.known_label_ids, dry_run=True)
+        return {"applied": ApplyResult(status="dry-run", label=routing.label, archive=archive,
+                                       label_ids_before=change.label_ids_before,
+                                       label_ids_after=change.label_ids_after,
+                                       detail="; ".join(d for d in (change.detail, why_not) if d))}
+    if ctx.store is not None:
+        planned = ApplyResult(status="applied", label=routing.label, archive=archive,
+                              label_ids_before=state.message.label_ids, detail=why_not)
+        if not ctx.store.record_intent(state.model_copy(update={"applied": planned}), label_id):
+            # Another run recorded this message first: it owns the mailbox change.
+            return {"applied": ApplyResult(status="unchanged", label=routing.label, archive=False,
+                                           label_ids_before=state.message.label_ids,
+                                           detail="already recorded by another run; left alone")}
+    result = finish_apply(ctx.mailbox, ctx.mailbox_ids, ctx.known_label_ids, ctx.store, state.message.id,
+                          routing.label, label_id, archive, detail=why_not)
     return {"applied": result}

@@ -46,8 +46,9 @@ def routing_from_scores(scores: Scores, row: int, ctx: LabelerContext) -> Routin
                   router_weight=router[names[j]], head_weight=head[names[j]], final_score=final[names[j]])
         for j in scores.topk[row]
     ]
+    label = ctx.labels.fallback if fallback else names[top]
     return Routing(
-        label=ctx.labels.fallback if fallback else names[top],  # type: ignore[arg-type]
+        label=label,  # type: ignore[arg-type]
         top_label=names[top],
         router_weights=router,
         head_weights=head,
@@ -56,6 +57,7 @@ def routing_from_scores(scores: Scores, row: int, ctx: LabelerContext) -> Routin
         confidence=round(float(scores.confidence[row]), 6),
         margin=round(float(scores.margin[row]), 4),
         threshold=ctx.scoring.threshold,
+        archive_threshold=ctx.archive_threshold(label),  # type: ignore[arg-type]
         fallback=fallback,
         reason="below-threshold" if fallback else "argmax",
         model_version=ctx.model_version,
@@ -71,7 +73,7 @@ def no_content_routing(ctx: LabelerContext) -> Routing:
     return Routing(
         label=fallback, top_label=fallback, router_weights=zeros, head_weights={n: 1.0 for n in zeros},
         final_scores=zeros, candidates=[], confidence=0.0, margin=0.0, threshold=ctx.scoring.threshold,
-        fallback=ctx.labels.fallback is not None, reason="no-content", model_version=ctx.model_version,
+        archive_threshold=ctx.archive_threshold(fallback), fallback=ctx.labels.fallback is not None, reason="no-content", model_version=ctx.model_version,
         encoder_version=ctx.encoder.version, labels_hash=ctx.labels.fingerprint(),
     )
 

@@ -37,6 +37,8 @@ class Routing(BaseModel):
     confidence: float = Field(ge=0, le=1, description="Winner's final score / 100.")
     margin: float = Field(description="Final score of top-1 minus top-2 (0–100 scale).")
     threshold: float
+    archive_threshold: float | None = Field(
+        None, description="Confidence a label that archives needs before the message leaves the inbox.")
     fallback: bool
     reason: str = Field(description="Why this label: 'argmax', 'below-threshold' or 'no-content'.")
     model_version: str
@@ -45,7 +47,7 @@ class Routing(BaseModel):
 
 
 class ApplyResult(BaseModel):
-    status: Literal["applied", "unchanged", "dry-run", "skipped"]
+    status: Literal["applied", "unchanged", "dry-run", "skipped", "repaired"]
     label: str
     archive: bool
     label_ids_before: list[str] = Field(default_factory=list)

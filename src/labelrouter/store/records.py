@@ -15,16 +15,21 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def labeled_row(state: LabelingState) -> dict[str, Any]:
-    """Flatten a finished graph state into one `processed_messages` row."""
+def labeled_row(state: LabelingState, *, status: str = "labeled", intent_label_id: str | None = None,
+                store_text: bool = True) -> dict[str, Any]:
+    """Flatten a routed and applied (or about to be applied) graph state into one `processed_messages` row.
+
+    `store_text=False` keeps no text derived from the body (the summary is the body's lead)."""
     routing, applied = state.routing, state.applied
     assert routing is not None and applied is not None, "only a routed and applied state is persisted"
     embedding = np.asarray(state.embedding, dtype="<f4") if state.embedding is not None else None
     return {
         **_message_columns(state),
-        "status": "labeled",
+        "status": status,
         "error": None,
-        "summary": state.summary.text if state.summary else None,
+        "intent_label_id": intent_label_id,
+        "archive_threshold": routing.archive_threshold,
+        "summary": state.summary.text if state.summary and store_text else None,
         "summarizer": state.summary.source if state.summary else None,
         "label_applied": applied.label,  # what the mailbox carries, which may be an earlier run's label
         "top_label": routing.top_label,
