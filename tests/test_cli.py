@@ -49,7 +49,8 @@ def test_label_prints_the_full_score_breakdown(tmp_path, env, encoder):
     assert data["summary"]["source"] == "offline" and data["applied"]["status"] == "skipped"
     assert len(data["candidates"]) == 18 and "similarity" in data["candidates"][0]
     assert "body" not in data["message"]  # bodies are not printed
-    assert not (tmp_path / "home").exists()  # label decides and explains; it writes nothing
+    # label decides and explains: no store, no mailbox (only derived label vectors are cached)
+    assert not (tmp_path / "home" / "labelrouter.sqlite3").exists() and not (tmp_path / "home" / "mailbox").exists()
 
 
 def test_label_reads_stdin_and_mbox(tmp_path, env, encoder):

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     mailbox_path: Path | None = None  # default: <home>/mailbox (a Maildir)
     db_path: Path | None = None  # default: <home>/labelrouter.sqlite3
     models_dir: Path | None = None  # default: <home>/models
+    cache_dir: Path | None = None  # default: <home>/cache (derived data only: label vectors)
 
     # Router.
     top_k: int = Field(20, ge=1)
@@ -85,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def resolved_db_path(self) -> Path:
         return self.db_path or self.home / "labelrouter.sqlite3"
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"
 
     @property
     def resolved_models_dir(self) -> Path:

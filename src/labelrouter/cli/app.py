@@ -420,6 +420,11 @@ models_app = typer.Typer(help="List promoted heads, or roll back.", no_args_is_h
 app.add_typer(models_app, name="models")
 
 
+def _number(value: Any, digits: int) -> str:
+    """A metric for a table cell; anything that is not a number shows as '-'."""
+    return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
 @models_app.callback(invoke_without_command=True)
 @friendly_errors
 def models_list(context: typer.Context) -> None:
@@ -430,17 +435,21 @@ def models_list(context: typer.Context) -> None:
         return
     settings = _settings()
     table = Table()
-    for column in ("version", "current", "created", "top-1", "Recall@K", "threshold", "n_train"):
+    for column in ("version", "current", "created", "top-1", "Recall@K", "threshold", "archive", "n_train"):
         table.add_column(column)
-    for meta in list_versions(settings.resolved_models_dir):
-        val = (meta.get("metrics") or {}).get("validation") or {}
-        table.add_row(str(meta.get("version")), "✓" if meta["current"] else "", str(meta.get("created_at", "")),
-                      f"{val.get('top1', float('nan')):.4f}", f"{val.get('recall@k', float('nan')):.4f}",
-                      f"{(meta.get('thresholds') or {}).get('fallback', float('nan')):.3f}",
-                      str((meta.get("metrics") or {}).get("n_train", "")))
+    versions = list_versions(settings.resolved_models_dir)
+    for meta in versions:
+        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        val = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else {}
+        thresholds = meta.get("thresholds") or {}
+        created = str(meta.get("created_at", "")) if "error" not in meta else f"[red]damaged: {meta['error']}[/]"
+        table.add_row(str(meta.get("version")), "✓" if meta["current"] else "", created,
+                      _number(val.get("top1"), 4), _number(val.get("recall@k"), 4),
+                      _number(thresholds.get("fallback"), 3), _number(thresholds.get("archive"), 3),
+                      str(metrics.get("n_train", "")))
     if table.row_count:
         out.print(table)
-    current = next((m["version"] for m in list_versions(settings.resolved_models_dir) if m["current"]), None)
+    current = next((m["version"] for m in versions if m["current"]), None)
     out.print(f"current head: {current}" if current else
               "current head: cold-start (1.0 for every label; no head promoted, or rolled back to none)")
 

@@ -99,7 +99,8 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
     mailbox_ids = mailbox.ensure_labels(labels.names, create=mode == "apply") if mailbox is not None else {}
     known = set(mailbox_ids.values()) | (mailbox.our_label_ids() if mailbox is not None else set())
     return LabelerContext(
-        labels=labels, encoder=encoder, index=LabelIndex.build(labels, encoder), summarizer=build_summarizer(settings),
+        labels=labels, encoder=encoder, summarizer=build_summarizer(settings),
+        index=LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir),
         params=params, head=head, mode=mode, mailbox=mailbox, mailbox_ids=mailbox_ids, known_label_ids=known,
         store=store, snippet_chars=settings.snippet_chars, archive_threshold_default=settings.archive_threshold,
     )

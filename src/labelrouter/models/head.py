@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
@@ -103,25 +114,89 @@ class LinearHead:
         (directory / "head.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
-    """Load and check a head artifact; every problem is a ModelArtifactError naming the file."""
+class HeadMeta(BaseModel):
+    """`head.json`, validated field by field: a wrong type is a clear error, never a crash later."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: str
+    kind: str
+    version: str = ""
+    labels: list[StrictStr] = Field(min_length=1)
+    embedder: StrictStr
+    dim: StrictInt | None = None
+    temperature: StrictFloat | StrictInt = 1.0
+    thresholds: dict[StrictStr, StrictFloat | StrictInt] = Field(default_factory=dict)
+    metrics: dict[StrictStr, Any] = Field(default_factory=dict)
+    created_at: StrictStr = ""
+    label_vector_labels: list[StrictStr] = Field(default_factory=list)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value != HEAD_FORMAT:
+            raise ValueError(f"not a {HEAD_FORMAT} artifact (format={value!r})")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in HEAD_KINDS:
+            raise ValueError(f"unknown head kind {value!r}")
+        return value
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("temperature must be a positive number")
+        return float(value)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        if not all(math.isfinite(v) for v in value.values()):
+            raise ValueError("thresholds must be finite numbers")
+        for name in ("fallback", "archive", "target_precision"):
+            if name in value and not 0 <= value[name] <= 1:
+                raise ValueError(f"threshold {name!r} must be between 0 and 1")
+        return {k: float(v) for k, v in value.items()}
+
+
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict"}
+
+
+def read_head_meta(directory: Path) -> HeadMeta:
     meta_path = directory / "head.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelArtifactError(f"head artifact {directory}: head.json is missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelArtifactError(f"head artifact {meta_path}: unreadable ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != HEAD_FORMAT:
-        raise ModelArtifactError(f"{meta_path}: not a {HEAD_FORMAT} artifact (format={meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("kind") not in HEAD_KINDS:
-        raise ModelArtifactError(f"{meta_path}: unknown head kind {meta.get('kind')!r}")
-    labels = meta.get("labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        raise ModelArtifactError(f"{meta_path}: 'labels' must be a non-empty list of names")
-    if meta.get("embedder") != embedder:
+    if not isinstance(data, dict):
+        raise ModelArtifactError(f"{meta_path}: not a {HEAD_FORMAT} artifact (format=None)")
+    try:
+        return HeadMeta.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        # Union members show up in the location ('temperature.float'); the field path is what helps.
+        where = ".".join(str(p) for p in first["loc"] if str(p) not in _TYPE_TAGS and "[" not in str(p))
+        if first["type"] == "value_error":  # our own checks say what is wrong in a sentence
+            message = str(first["msg"]).removeprefix("Value error, ")
+        else:
+            message = f"field {where!r}: {first['msg']}"
+        raise ModelArtifactError(f"{meta_path}: {message}") from None
+
+
+def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
+    """Load and check a head artifact; every problem is a ModelArtifactError naming the file."""
+    meta_path = directory / "head.json"
+    meta = read_head_meta(directory)
+    labels = meta.labels
+    if meta.embedder != embedder:
         raise ModelArtifactError(
-            f"{meta_path}: head was trained on embeddings of {meta.get('embedder')!r}, but the encoder is "
+            f"{meta_path}: head was trained on embeddings of {meta.embedder!r}, but the encoder is "
             f"{embedder!r}; retrain the head or roll back the encoder"
         )
     try:
@@ -136,7 +211,7 @@ def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
         )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise ModelArtifactError(f"head artifact {directory}: weights contain NaN or infinity")
-    vector_labels = meta.get("label_vector_labels") or []
+    vector_labels = meta.label_vector_labels
     vectors = tensors.get("label_vectors")
     malformed = vectors is None or vectors.shape != (len(vector_labels), dim) or not np.isfinite(vectors).all()
     if (vector_labels or vectors is not None) and malformed:
@@ -145,14 +220,10 @@ def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
             f"{None if vectors is None else vectors.shape}"
         )
     label_vectors = {name: vectors[i] for i, name in enumerate(vector_labels)} if vectors is not None else {}
-    temperature = float(meta.get("temperature", 1.0))
-    if not math.isfinite(temperature) or temperature <= 0:
-        raise ModelArtifactError(f"{meta_path}: temperature must be a positive number")
     return LinearHead(
-        labels=labels, W=W.astype(np.float32), b=b.astype(np.float32), version=str(meta.get("version", "")),
-        embedder=embedder, temperature=temperature, thresholds=dict(meta.get("thresholds") or {}),
-        metrics=dict(meta.get("metrics") or {}), created_at=str(meta.get("created_at", "")),
-        label_vectors=label_vectors,
+        labels=labels, W=W.astype(np.float32), b=b.astype(np.float32), version=meta.version,
+        embedder=embedder, temperature=float(meta.temperature), thresholds=dict(meta.thresholds),
+        metrics=dict(meta.metrics), created_at=meta.created_at, label_vectors=label_vectors,
     )
 
 
@@ -207,6 +278,21 @@ class CurrentHead:
         return self.head.weights(embeddings, labels)
 
 
+# A version names a directory under <models_dir>/head/versions: one path component, nothing that climbs.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def version_dir(models_dir: Path, version: object, source: Path) -> Path:
+    """The directory of a head version, confined to `<models_dir>/head/versions`."""
+    if not isinstance(version, str) or not _VERSION.fullmatch(version) or ".." in version:
+        raise ModelArtifactError(f"{source}: {str(version)[:80]!r} is not a head version name")
+    base = (models_dir / "head" / "versions").resolve()
+    target = (base / version).resolve()
+    if not target.is_relative_to(base):
+        raise ModelArtifactError(f"{source}: head version {version!r} points outside {base}")
+    return target
+
+
 def load_current_head(models_dir: Path, *, embedder: str, dim: int) -> Head:
     """The promoted head (`<models_dir>/head/current.json` names its version), or the cold-start head."""
     pointer = models_dir / "head" / "current.json"
@@ -215,5 +301,9 @@ def load_current_head(models_dir: Path, *, embedder: str, dim: int) -> Head:
     try:
         version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelArtifactError(f"{pointer}: unreadable pointer to the current head ({exc})") from None
-    return load_head(models_dir / "head" / "versions" / str(version), embedder=embedder, dim=dim)
+        raise ModelArtifactError(f"{pointer}: unreadable pointer to the current head ({exc}); "
+                                 "`labelrouter models rollback` rewrites it") from None
+    try:
+        return load_head(version_dir(models_dir, version, pointer), embedder=embedder, dim=dim)
+    except ModelArtifactError as exc:
+        raise ModelArtifactError(f"{exc}; `labelrouter models rollback` returns to the previous head") from None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from labelrouter.errors import StoreError
+from labelrouter.fsutil import private_dir
 from labelrouter.state import ApplyResult, LabelingState
 from labelrouter.store.records import failed_row, labeled_row, utcnow
 
@@ -40,8 +41,7 @@ def migrations() -> list[tuple[int, str, str]]:
 
 def create_private_file(path: Path) -> None:
     """Create `path` (and a missing parent directory) readable by its owner only; tighten an existing one."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
+    private_dir(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     for item in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):

@@ -15,6 +15,7 @@ from labelrouter.models.scoring import ScoringParams
 from labelrouter.settings import Settings
 from labelrouter.store.sqlite import SQLiteStore
 from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
+from labelrouter.training.registry import discard_staged
 
 
 def build_training_context(settings: Settings, store: SQLiteStore, *, labels: LabelSet | None = None,
@@ -22,20 +23,30 @@ def build_training_context(settings: Settings, store: SQLiteStore, *, labels: La
     labels = labels or load_label_set(settings.labels_path)
     encoder = encoder_for(settings)
     params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
-    return TrainingContext(store=store, encoder=encoder, labels=labels, index=LabelIndex.build(labels, encoder),
+    index = LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir)
+    overrides.setdefault("archive_target_precision", settings.archive_target_precision)
+    return TrainingContext(store=store, encoder=encoder, labels=labels, index=index,
                            params=params, models_dir=settings.resolved_models_dir, **overrides)
 
 
 def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
-    """Run the training graph; `on_node(name)` is called as each stage finishes (for progress)."""
+    """Run the training graph; `on_node(name)` is called as each stage finishes (for progress).
+
+    Candidates are staged under `<models_dir>/head/candidates` until promoted. A run that fails (or a
+    killed one, cleaned up by the next run) leaves nothing staged."""
+    discard_staged(ctx.models_dir)
     graph = build_training_graph().compile()
     final: Any = {}
-    for mode, chunk in graph.stream(TrainingState(), context=ctx, stream_mode=["updates", "values"]):
-        if mode == "values":
-            final = chunk
-        elif on_node:
-            for node in chunk:
-                on_node(node)
+    try:
+        for mode, chunk in graph.stream(TrainingState(), context=ctx, stream_mode=["updates", "values"]):
+            if mode == "values":
+                final = chunk
+            elif on_node:
+                for node in chunk:
+                    on_node(node)
+    except BaseException:
+        discard_staged(ctx.models_dir)
+        raise
     return final if isinstance(final, TrainingState) else TrainingState.model_validate(final)
 
 

@@ -54,6 +54,7 @@ class TrainingContext:
     min_val: int = 10
     promote_margin: float = 0.01  # top-1 a candidate must gain over the current head
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
+    archive_target_precision: float = 0.97  # archiving hides mail: a stricter target for the archive threshold
     C: float = 10.0
     _rows: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
@@ -135,11 +136,13 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     candidate = load_head(staged, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     ev = evaluate_head(candidate, ctx.index.with_vectors(candidate.label_vectors), cur_params, X, y)
     threshold = fit_threshold(ev.scores.confidence, ev.correct, ctx.target_precision)
+    archive = max(threshold, fit_threshold(ev.scores.confidence, ev.correct, ctx.archive_target_precision))
     silver_margin = 100 * fit_threshold(ev.scores.margin / 100, ev.correct, 0.95)
     cand = summarize(ev, ctx.labels, threshold)
     cand["fallback_rate_at_current_threshold"] = summarize(ev, ctx.labels, current_threshold)["fallback_rate"]
-    candidate.thresholds = {"fallback": threshold, "silver_margin": silver_margin,
-                            "target_precision": ctx.target_precision}
+    candidate.thresholds = {"fallback": threshold, "archive": archive, "silver_margin": silver_margin,
+                            "target_precision": ctx.target_precision,
+                            "archive_target_precision": ctx.archive_target_precision}
     candidate.metrics = {"validation": cand, "n_train": len(state.train_ids), "n_val": len(state.val_ids)}
     candidate.save(staged)
     return {"current_version": current.version, "metrics": {"current": cur, "candidate": cand}}

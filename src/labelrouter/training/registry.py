@@ -7,12 +7,14 @@ also written to `current.json` (what inference reads). Writes go through a tempo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from labelrouter.errors import ModelArtifactError
+from labelrouter.fsutil import private_dir
 from labelrouter.labels import write_json_atomic
-from labelrouter.models.head import LinearHead
+from labelrouter.models.head import LinearHead, read_head_meta, version_dir
 
 
 def _head_dir(models_dir: Path) -> Path:
@@ -26,13 +28,17 @@ def history(models_dir: Path) -> list[str]:
     try:
         versions = json.loads(path.read_text(encoding="utf-8"))["promoted"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelArtifactError(f"{path}: unreadable promotion history ({exc})") from None
+        raise ModelArtifactError(f"{path}: unreadable promotion history ({exc}); restore it from a backup "
+                                 "or delete it to start the history again") from None
+    if not isinstance(versions, list):
+        raise ModelArtifactError(f"{path}: 'promoted' must be a list of versions; restore it from a backup")
+    for version in versions:
+        version_dir(models_dir, version, path)  # confined to the models directory
     return [str(v) for v in versions]
 
 
 def _point_to(models_dir: Path, versions: list[str]) -> None:
-    head_dir = _head_dir(models_dir)
-    head_dir.mkdir(parents=True, exist_ok=True)
+    head_dir = private_dir(_head_dir(models_dir))
     write_json_atomic(head_dir / "history.json", {"promoted": versions})
     if versions:
         write_json_atomic(head_dir / "current.json", {"version": versions[-1]})
@@ -42,9 +48,14 @@ def _point_to(models_dir: Path, versions: list[str]) -> None:
 
 def stage(models_dir: Path, head: LinearHead) -> Path:
     """Write a candidate where inference never looks; `promote` moves it into place."""
-    target = _head_dir(models_dir) / "candidates" / head.version
+    target = private_dir(_head_dir(models_dir) / "candidates") / head.version
     head.save(target)
     return target
+
+
+def discard_staged(models_dir: Path) -> None:
+    """Remove staged candidates (a failed or killed training run's leftovers)."""
+    shutil.rmtree(_head_dir(models_dir) / "candidates", ignore_errors=True)
 
 
 def promote(models_dir: Path, version: str) -> None:
@@ -67,17 +78,17 @@ def rollback(models_dir: Path) -> str | None:
 
 
 def list_versions(models_dir: Path) -> list[dict[str, Any]]:
-    """Every stored version with its metadata, newest first, marking the current one."""
+    """Every stored version with its validated metadata, newest first, marking the current one. A damaged
+    version is listed with its error instead of failing the listing."""
     versions_dir = _head_dir(models_dir) / "versions"
     promoted = history(models_dir)
     current = promoted[-1] if promoted else None
     found = []
     for meta_path in sorted(versions_dir.glob("*/head.json")):
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = {"version": meta_path.parent.name, "metrics": {}, "error": "unreadable head.json"}
-        meta.pop("labels", None)
+            meta = read_head_meta(meta_path.parent).model_dump(exclude={"labels"})
+        except ModelArtifactError as exc:
+            meta = {"version": meta_path.parent.name, "metrics": {}, "thresholds": {}, "error": str(exc)}
         meta["current"] = meta.get("version") == current
         found.append(meta)
     return sorted(found, key=lambda m: str(m.get("created_at", "")), reverse=True)

@@ -1,0 +1,20 @@
+"""Files labelrouter creates hold mail metadata and models: owner-only, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and any missing parents readable by the owner only (mode 0700); existing ones are
+    left as they are (they may be the user's own directories)."""
+    missing = []
+    current = Path(path)
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    return Path(path)
