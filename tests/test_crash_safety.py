@@ -200,3 +200,19 @@ def test_a_message_labeled_under_another_labels_file_is_never_given_a_second(tmp
     assert all(o.status == "unchanged" for o in report.outcomes)
     for mid in ids:
         assert len([i for i in box.label_ids(mid) if i != INBOX]) == 1
+
+
+@pytest.mark.slow
+def test_randomized_kill_9_then_rerun_loses_and_doubles_nothing(tmp_path, encoder):
+    """Two real SIGKILLs at random instants of real `labelrouter run` processes, then a clean run."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_crash import one_run
+
+    result = one_run(tmp_path, n=150, kills=2, rng=random.Random(3))
+    assert result["kills"] >= 1
+    assert result["final_exit"] == 0
+    for key in ("unlabeled", "double_labeled", "unrecorded", "lost", "archive_mismatch"):
+        assert result[key] == 0, (key, result)

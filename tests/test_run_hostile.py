@@ -111,3 +111,18 @@ def test_unusable_input_is_refused_before_the_model_loads(tmp_path, env, monkeyp
     empty.write_bytes(b"")
     result = runner.invoke(app, ["label", str(empty)], env=env)
     assert result.exit_code == 2 and "empty message" in result.stderr and "Traceback" not in result.output
+
+
+def test_no_message_text_is_logged_above_debug(tmp_path, settings, encoder, caplog):
+    import logging
+
+    box = LocalMaildir(tmp_path / "Mail")
+    box.deliver(eml("Quarterly numbers", "TOPSECRET-BODY-TEXT the revenue figures are attached."))
+    box.deliver(b"From: a@example.com\r\nSubject: s\r\nContent-Type: text/plain; charset=rot13\r\n\r\nTOPSECRET-BODY-TEXT")
+    box.deliver(hostile.deep_mime(300) + b"TOPSECRET-BODY-TEXT")
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    with caplog.at_level(logging.INFO):
+        Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+    assert caplog.records  # the failure was logged...
+    assert not any("TOPSECRET" in r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG)
+    assert not any("TOPSECRET" in (row["error"] or "") for row in store.rows())
