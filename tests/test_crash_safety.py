@@ -157,9 +157,17 @@ def _hold_lock(root: str, ready, release) -> None:
         release.wait(30)
 
 
-def test_a_second_run_on_the_same_mailbox_exits_with_one_line(tmp_path, encoder):
+def test_a_second_run_on_the_same_mailbox_exits_with_one_line(tmp_path, monkeypatch):
+    import labelrouter.graph.context as context
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a refused run must not load the model")
+
+    monkeypatch.setattr(context, "encoder_for", no_model)
     root = tmp_path / "Mail"
-    LocalMaildir(root)
+    box = LocalMaildir(root)
+    with box.lock(), box.lock():  # re-entrant for one mailbox object (the CLI and the labeler both take it)
+        pass
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
     holder = ctx.Process(target=_hold_lock, args=(str(root), ready, release))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -142,19 +143,21 @@ def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | Non
 
     labels = load_label_set(settings.labels_path)  # a broken config fails before anything is created
     mailbox = LocalMaildir(mailbox_path, create=False)
-    store = SQLiteStore(settings.resolved_db_path, store_text=settings.store_text)
-    try:
-        ctx = build_context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
-                            labels=labels)
-        labeler = Labeler(ctx, settings)
-        with _progress() as progress:
-            task = progress.add_task("labeling", total=None)
-            return labeler.run_mailbox(
-                limit=limit, on_total=lambda n: progress.update(task, total=n),
-                progress=lambda n: progress.advance(task, n), wait_s=wait_s,
-            )
-    finally:
-        store.close()
+    # A second run on this mailbox is refused (or waits) before the model loads.
+    with contextlib.nullcontext() if dry_run else mailbox.lock(wait_s):
+        store = SQLiteStore(settings.resolved_db_path, store_text=settings.store_text)
+        try:
+            ctx = build_context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
+                                labels=labels)
+            labeler = Labeler(ctx, settings)
+            with _progress() as progress:
+                task = progress.add_task("labeling", total=None)
+                return labeler.run_mailbox(
+                    limit=limit, on_total=lambda n: progress.update(task, total=n),
+                    progress=lambda n: progress.advance(task, n), wait_s=wait_s,
+                )
+        finally:
+            store.close()
 
 
 def _report_table(report: Any, expected: dict[str, str] | None = None) -> Table:

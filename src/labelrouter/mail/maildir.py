@@ -66,6 +66,9 @@ def _unique_name(filename: str) -> str:
 class LocalMaildir:
     def __init__(self, root: Path, *, create: bool = True):
         self.root = Path(root)
+        # One lock object per mailbox object: re-entrant, so the CLI can take it before the model loads
+        # and the labeler take it again (a second flock from the same process would block on itself).
+        self._filelock = FileLock(str(self.root / LOCK_FILE))
         self._listing: dict[str, tuple[list[int | None], dict[str, Path]]] = {}
         if not create and not (self.root / "cur").is_dir():
             raise MailboxError(f"no Maildir at {self.root} (expected cur/, new/, tmp/)")
@@ -163,9 +166,9 @@ class LocalMaildir:
     def lock(self, wait_s: float = 0.0) -> Iterator[None]:
         """Hold this Maildir's labeler lock (released when the process ends, even by kill -9)."""
         path = self.root / LOCK_FILE
-        lock = FileLock(str(path), timeout=wait_s)
+        lock = self._filelock
         try:
-            lock.acquire()
+            lock.acquire(timeout=wait_s)
         except Timeout:
             waited = f" after waiting {wait_s:g} s" if wait_s else ""
             raise MailboxError(

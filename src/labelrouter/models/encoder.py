@@ -62,6 +62,9 @@ class Encoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a model hub
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar on every start is noise on stderr
 
         self.path = Path(path) if path is not None else packaged_encoder_path()
         if not (self.path / "config.json").exists():
