@@ -44,6 +44,8 @@ def test_run_over_a_maildir_of_hostile_and_ordinary_mail(tmp_path, env, encoder)
     assert store.get(by_name["hidden-html-text"])["label_applied"] == "🔔-updates-security"
     assert store.get(by_name["alert-below-reply-marker"])["label_applied"] == "🔔-updates-security"
     assert "MIME bomb" in store.get(by_name["mime-1000-deep"])["error"]
+    for created in (tmp_path / "home", tmp_path / "home" / "labelrouter.sqlite3", tmp_path / "home" / "cache"):
+        assert created.stat().st_mode & 0o077 == 0, created  # owner-only
 
 
 def test_an_exception_anywhere_in_the_graph_fails_only_that_message(tmp_path, settings, encoder):

@@ -30,6 +30,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
+from labelrouter.fsutil import private_dir
 from labelrouter.mail.mailbox import INBOX, MailboxChange
 
 LOCK_FILE = "labelrouter.lock"
@@ -74,7 +75,7 @@ class LocalMaildir:
             raise MailboxError(f"no Maildir at {self.root} (expected cur/, new/, tmp/)")
         try:
             if create:
-                self.root.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(self.root.parent)  # mail: owner-only, as Maildir's own folders (0700)
             self._box = stdlib_mailbox.Maildir(str(self.root), factory=None, create=create)
         except OSError as exc:
             raise MailboxError(f"cannot open Maildir {self.root}: {exc}") from None
