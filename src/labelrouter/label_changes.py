@@ -19,7 +19,7 @@ from labelrouter.errors import ConfigError
 from labelrouter.labels import LabelSet, parse_label_set, read_json, write_json_atomic
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.head import CurrentHead, LinearHead
-from labelrouter.store.sqlite import SQLiteStore
+from labelrouter.store.base import Store
 from labelrouter.training import registry
 
 
@@ -29,7 +29,7 @@ class Targets:
     models_dir: Path
     embedder: str
     dim: int
-    store: SQLiteStore | None = None
+    store: Store | None = None
     mailbox: Mailbox | None = None
 
 

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     home: Path = Path(".labelrouter")
     mailbox_path: Path | None = None  # default: <home>/mailbox (a Maildir)
     db_path: Path | None = None  # default: <home>/labelrouter.sqlite3
+    # The store: unset → SQLite at db_path; a path or sqlite:///PATH; or postgresql://USER@HOST:PORT/DB
+    # (Supabase: its direct connection URL). database_schema: a Postgres schema other than the default.
+    database_url: str | None = None
+    database_schema: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     models_dir: Path | None = None  # default: <home>/models
     cache_dir: Path | None = None  # default: <home>/cache (derived data only: label vectors)
 

@@ -139,13 +139,13 @@ def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | Non
     from labelrouter.labels import load_label_set
     from labelrouter.mail.maildir import LocalMaildir
     from labelrouter.pipeline import Labeler
-    from labelrouter.store.sqlite import SQLiteStore
+    from labelrouter.store import open_store
 
     labels = load_label_set(settings.labels_path)  # a broken config fails before anything is created
     mailbox = LocalMaildir(mailbox_path, create=False)
     # A second run on this mailbox is refused (or waits) before the model loads.
     with contextlib.nullcontext() if dry_run else mailbox.lock(wait_s):
-        store = SQLiteStore(settings.resolved_db_path, store_text=settings.store_text)
+        store = open_store(settings)
         try:
             ctx = build_context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
                                 labels=labels)
@@ -270,7 +270,7 @@ def import_(
 ) -> None:
     """Import a labeled set (../shared/data format) as gold examples for training; embeds each row once."""
     from labelrouter.models.encoder import encoder_for
-    from labelrouter.store.sqlite import SQLiteStore
+    from labelrouter.store import open_store
     from labelrouter.training.importer import import_examples, read_labeled_set
 
     settings = _settings(labels)
@@ -280,7 +280,7 @@ def import_(
     if len(outside) == len({r["label"] for r in data.rows if r["label"] != oos_label}):
         raise LabelRouterError(f"none of the set's labels is in {settings.labels_path}; train would ignore them all")
     encoder = encoder_for(settings)
-    store = SQLiteStore(settings.resolved_db_path)
+    store = open_store(settings)
     try:
         with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as progress:
@@ -297,12 +297,12 @@ def import_(
 @friendly_errors
 def train(labels: LabelsOpt = None) -> None:
     """Run the training graph: mine examples, train a head, evaluate it, promote it only if it is better."""
-    from labelrouter.store.sqlite import SQLiteStore
+    from labelrouter.store import open_store
     from labelrouter.training import build_training_context, run_training
 
     settings = _settings(labels)
     labels_set = load_label_set(settings.labels_path)
-    store = SQLiteStore(settings.resolved_db_path)
+    store = open_store(settings)
     try:
         ctx = build_training_context(settings, store, labels=labels_set)
         with err.status("training") as status:
@@ -363,11 +363,11 @@ def _change_targets(settings: Settings) -> Iterator[Any]:
     from labelrouter.label_changes import Targets
     from labelrouter.mail.maildir import LocalMaildir
     from labelrouter.models.encoder import encoder_for
-    from labelrouter.store.sqlite import SQLiteStore
+    from labelrouter.store import open_store
 
     encoder = encoder_for(settings)
     mailbox_dir = settings.resolved_mailbox_path
-    store = SQLiteStore(settings.resolved_db_path) if settings.resolved_db_path.exists() else None
+    store = open_store(settings, create=False)
     try:
         yield Targets(
             labels_path=settings.labels_path, models_dir=settings.resolved_models_dir, embedder=encoder.version,

@@ -17,7 +17,7 @@ from labelrouter.models.head import ColdStartHead, CurrentHead, Head
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.settings import Settings
-from labelrouter.store.sqlite import SQLiteStore
+from labelrouter.store.base import Store
 from labelrouter.summarize import OfflineSummarizer, Summarizer, gemini_summarizer
 
 Mode = Literal["apply", "dry-run", "decide"]
@@ -37,7 +37,7 @@ class LabelerContext:
     # Mailbox label ids that count as "ours": this config's and every label labelrouter created before.
     known_label_ids: set[str] = field(default_factory=set)
     archive_threshold_default: float = 0.8
-    store: SQLiteStore | None = None
+    store: Store | None = None
     batcher: MicroBatcher | None = None
     snippet_chars: int = 1_500
     _active: tuple[str, LabelIndex] | None = field(default=None, repr=False)
@@ -89,7 +89,7 @@ def build_summarizer(settings: Settings) -> Summarizer:
 
 
 def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox | None = None,
-                  store: SQLiteStore | None = None, labels: LabelSet | None = None) -> LabelerContext:
+                  store: Store | None = None, labels: LabelSet | None = None) -> LabelerContext:
     """Everything from settings: labels, encoder (cached per process), label vectors, head, summarizer."""
     labels = labels or load_label_set(settings.labels_path)
     encoder = encoder_for(settings)

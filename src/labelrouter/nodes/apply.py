@@ -16,7 +16,7 @@ from labelrouter.errors import MailboxError
 from labelrouter.graph.context import LabelerContext, resolve_context
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.state import ApplyResult, LabelingState, Routing
-from labelrouter.store.sqlite import SQLiteStore
+from labelrouter.store.base import Store
 
 
 def archive_decision(routing: Routing, label_archives: bool) -> tuple[bool, str]:
@@ -32,7 +32,7 @@ def archive_decision(routing: Routing, label_archives: bool) -> tuple[bool, str]
     return True, ""
 
 
-def finish_apply(mailbox: Mailbox, mailbox_ids: dict[str, str], known_label_ids: set[str], store: SQLiteStore | None,
+def finish_apply(mailbox: Mailbox, mailbox_ids: dict[str, str], known_label_ids: set[str], store: Store | None,
                  message_id: str, label: str, label_id: str, archive: bool, *, status: str = "applied",
                  detail: str = "") -> ApplyResult:
     """Change the mailbox (idempotently) and complete the stored intent. Shared by `apply` and the repair

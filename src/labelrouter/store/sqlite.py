@@ -12,31 +12,20 @@ owner only (it holds subjects, senders and decisions).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterable, Iterator
-from importlib import resources
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from labelrouter.errors import StoreError
 from labelrouter.fsutil import private_dir
-from labelrouter.state import ApplyResult, LabelingState
-from labelrouter.store.records import failed_row, labeled_row, utcnow
+from labelrouter.store.records import utcnow
+from labelrouter.store.sql import SQLStore, migrations, statements
 
 _TABLES = ("processed_messages", "examples", "schema_migrations")
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every bundled migration, in order."""
-    found = []
-    for entry in resources.files("labelrouter.store").joinpath("migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 def create_private_file(path: Path) -> None:
@@ -50,7 +39,7 @@ def create_private_file(path: Path) -> None:
                 item.chmod(0o600)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     def __init__(self, path: Path | str, *, store_text: bool = True):
         self.path = Path(path) if str(path) != ":memory:" else path
         self.store_text = store_text
@@ -131,7 +120,7 @@ class SQLiteStore:
                 if version <= current:
                     conn.execute("COMMIT")
                     continue
-                for statement in _statements(sql):
+                for statement in statements(sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                              (version, name, utcnow()))
@@ -139,123 +128,24 @@ class SQLiteStore:
             applied.append(name)
         return applied
 
-    # -- writes --------------------------------------------------------------------------------
-    def _upsert(self, row: dict[str, Any], *, over: tuple[str, ...]) -> bool:
-        """Insert the row, or update an existing one whose status is in `over`; True if written."""
-        columns = list(row)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "message_id")
-        allowed = ", ".join(f"'{s}'" for s in over)
-        sql = (
-            f"INSERT INTO processed_messages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT (message_id) DO UPDATE SET {updates}, attempts = processed_messages.attempts + 1 "
-            f"WHERE processed_messages.status IN ({allowed})"
-        )
-        with self._guard("recording a decision") as conn:
-            cursor = conn.execute(sql, [row[c] for c in columns])
-        return cursor.rowcount > 0
+    # -- primitives (statements themselves: store/sql.py) ------------------------------------
+    def _query(self, doing: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._guard(doing) as conn:
+            return [dict(r) for r in conn.execute(sql, params)]
 
-    def record_labeled(self, state: LabelingState) -> bool:
-        """Persist a finished decision. A message already recorded as labeled is never overwritten."""
-        return self._upsert(labeled_row(state, store_text=self.store_text), over=("failed",))
+    def _execute(self, doing: str, sql: str, params: tuple[Any, ...] = ()) -> int:
+        with self._guard(doing) as conn:
+            return conn.execute(sql, params).rowcount
 
-    def record_intent(self, state: LabelingState, label_id: str) -> bool:
-        """Before the mailbox changes: record the decision as 'applying'. False when the message already has
-        a labeled or applying row (another run owns it): then the mailbox must not be touched."""
-        row = labeled_row(state, status="applying", intent_label_id=label_id, store_text=self.store_text)
-        return self._upsert(row, over=("failed",))
-
-    def complete(self, message_id: str, applied: ApplyResult) -> bool:
-        """After the mailbox changed: the 'applying' row becomes 'labeled' with what the mailbox now carries."""
-        sql = ("UPDATE processed_messages SET status = 'labeled', error = NULL, label_applied = ?, "
-               "label_ids_after = ?, archived = ? WHERE message_id = ? AND status = 'applying'")
-        with self._guard("completing a decision") as conn:
-            cursor = conn.execute(sql, (applied.label, json.dumps(applied.label_ids_after, ensure_ascii=False),
-                                        int(applied.archive), message_id))
-        return cursor.rowcount > 0
-
-    def abandon_intent(self, message_id: str, error: str) -> bool:
-        """An intent that can never complete (the message is gone): recorded as failed, with why."""
-        with self._guard("abandoning a decision") as conn:
-            cursor = conn.execute("UPDATE processed_messages SET status = 'failed', error = ? "
-                                  "WHERE message_id = ? AND status = 'applying'", (error[:2000], message_id))
-        return cursor.rowcount > 0
-
-    def pending_intents(self) -> list[dict[str, Any]]:
-        """Decisions recorded as 'applying' whose mailbox change was never confirmed (a crash, an error)."""
-        return self.rows("applying")
-
-    def record_failed(self, message_id: str, error: str, state: LabelingState | None = None) -> bool:
-        """Record a failure. A labeled row stays labeled; an 'applying' row keeps its intent (the next run
-        repairs it) and only notes the error."""
-        row = failed_row(state, message_id, error)
-        if self._upsert(row, over=("failed",)):
-            return True
-        with self._guard("recording a failure") as conn:
-            conn.execute("UPDATE processed_messages SET error = ?, attempts = attempts + 1 "
-                         "WHERE message_id = ? AND status = 'applying'", (row["error"], message_id))
-        return False
-
-    def add_examples(self, rows: list[dict[str, Any]]) -> int:
-        """Insert examples in one transaction (all or nothing); an example id already stored is replaced."""
-        if not rows:
-            return 0
-        columns = list(rows[0])
-        sql = (f"INSERT OR REPLACE INTO examples ({', '.join(columns)}, seq) VALUES "
-               f"({', '.join('?' * len(columns))}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM examples))")
-        with self._guard("storing examples") as conn:
+    def _transaction(self, doing: str, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> list[int]:
+        counts = []
+        with self._guard(doing) as conn:
             conn.execute("BEGIN")
-            conn.executemany(sql, [[row[c] for c in columns] for row in rows])
-            conn.execute("COMMIT")
-        return len(rows)
-
-    def examples(self, encoder_version: str) -> list[dict[str, Any]]:
-        """Examples embedded by this encoder, oldest first."""
-        sql = "SELECT * FROM examples WHERE encoder_version = ? ORDER BY occurred_at IS NULL, occurred_at, seq"
-        with self._guard("reading examples") as conn:
-            return [dict(r) for r in conn.execute(sql, (encoder_version,))]
-
-    def relabel(self, old: str, new: str) -> dict[str, int]:
-        """A renamed or merged label: examples and decisions that name `old` name `new` (one transaction)."""
-        statements = {
-            "examples": "UPDATE examples SET label = ? WHERE label = ?",
-            "examples_rejected": "UPDATE examples SET rejected_label = ? WHERE rejected_label = ?",
-            "decisions": "UPDATE processed_messages SET label_applied = ? WHERE label_applied = ?",
-            "top_labels": "UPDATE processed_messages SET top_label = ? WHERE top_label = ?",
-        }
-        counts = {}
-        with self._guard(f"relabeling {old!r} → {new!r}") as conn:
-            conn.execute("BEGIN")
-            for name, sql in statements.items():
-                counts[name] = conn.execute(sql, (new, old)).rowcount
+            for sql, param_rows in statements:
+                counts.append(conn.executemany(sql, param_rows).rowcount)
             conn.execute("COMMIT")
         return counts
-
-    # -- reads ---------------------------------------------------------------------------------
-    def labeled_ids(self) -> set[str]:
-        """Messages with a decision: labeled, or applying (a repair finishes those before labeling)."""
-        with self._guard("reading labeled messages") as conn:
-            rows = conn.execute("SELECT message_id FROM processed_messages WHERE status IN ('labeled', 'applying')")
-            return {str(row[0]) for row in rows}
-
-    def get(self, message_id: str) -> dict[str, Any] | None:
-        with self._guard("reading a decision") as conn:
-            row = conn.execute("SELECT * FROM processed_messages WHERE message_id = ?", (message_id,)).fetchone()
-        return dict(row) if row else None
-
-    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM processed_messages" + (" WHERE status = ?" if status else "") + " ORDER BY processed_at"
-        with self._guard("reading decisions") as conn:
-            return [dict(r) for r in conn.execute(sql, (status,) if status else ())]
-
-    def counts(self) -> dict[str, int]:
-        with self._guard("counting decisions") as conn:
-            return {r[0]: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM processed_messages GROUP BY status")}
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _statements(sql: str) -> Iterable[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

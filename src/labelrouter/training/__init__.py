@@ -13,12 +13,12 @@ from labelrouter.models.encoder import encoder_for
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.settings import Settings
-from labelrouter.store.sqlite import SQLiteStore
+from labelrouter.store.base import Store
 from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
 from labelrouter.training.registry import discard_staged
 
 
-def build_training_context(settings: Settings, store: SQLiteStore, *, labels: LabelSet | None = None,
+def build_training_context(settings: Settings, store: Store, *, labels: LabelSet | None = None,
                            **overrides: Any) -> TrainingContext:
     labels = labels or load_label_set(settings.labels_path)
     encoder = encoder_for(settings)

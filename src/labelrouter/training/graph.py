@@ -30,8 +30,8 @@ from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import load_current_head, load_head
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
+from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
-from labelrouter.store.sqlite import SQLiteStore
 from labelrouter.training import registry
 from labelrouter.training.head import refresh_label_vectors, train_linear_head
 from labelrouter.training.metrics import evaluate as evaluate_head
@@ -43,7 +43,7 @@ KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0
 
 @dataclass
 class TrainingContext:
-    store: SQLiteStore
+    store: Store
     encoder: Encoder
     labels: LabelSet
     index: LabelIndex

@@ -18,8 +18,8 @@ from labelrouter.mail.clean import clean_body
 from labelrouter.models.encoder import Encoder
 from labelrouter.nodes.label_router import embedding_text
 from labelrouter.state import EmailMessage
+from labelrouter.store.base import Store
 from labelrouter.store.records import utcnow
-from labelrouter.store.sqlite import SQLiteStore
 from labelrouter.summarize import offline_summary
 
 
@@ -82,7 +82,7 @@ def row_text(row: dict[str, Any], snippet_chars: int = 1_500) -> str:
     return embedding_text(message, offline_summary(message), snippet_chars)
 
 
-def import_examples(store: SQLiteStore, encoder: Encoder, data: LabeledSet, *, kind: str = "gold",
+def import_examples(store: Store, encoder: Encoder, data: LabeledSet, *, kind: str = "gold",
                     snippet_chars: int = 1_500, batch_size: int = 256,
                     progress: Callable[[int], None] | None = None) -> int:
     """Embed every in-scope row once and store it as an example; returns how many were stored."""

@@ -1,0 +1,61 @@
+"""The Store protocol: what the pipeline, training and label changes need from persistence.
+
+Two backends implement it: SQLite (`store/sqlite.py`, the embedded default) and PostgreSQL
+(`store/postgres.py`, e.g. Supabase's database by its direct connection URL). `open_store(settings)` in
+`labelrouter.store` is the only place a concrete store is built. Rows come back as plain dicts with the
+same keys and Python types on both backends (`tests/test_store_contract.py` holds them to that).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from labelrouter.state import ApplyResult, LabelingState
+
+
+class Store(Protocol):
+    store_text: bool
+
+    def schema_version(self) -> int:
+        """The newest migration applied."""
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations (safe when several processes do it at once); returns their names."""
+
+    def record_labeled(self, state: LabelingState) -> bool:
+        """Persist a finished decision in one step; never overwrites a labeled row."""
+
+    def record_intent(self, state: LabelingState, label_id: str) -> bool:
+        """Before the mailbox changes: the decision as 'applying'. False when another run owns the message."""
+
+    def complete(self, message_id: str, applied: ApplyResult) -> bool:
+        """After the mailbox changed: 'applying' becomes 'labeled' with what the mailbox carries."""
+
+    def abandon_intent(self, message_id: str, error: str) -> bool:
+        """An intent that can never complete: recorded as failed."""
+
+    def pending_intents(self) -> list[dict[str, Any]]:
+        """Rows still 'applying' (a crash or an error between intent and completion)."""
+
+    def record_failed(self, message_id: str, error: str, state: LabelingState | None = None) -> bool:
+        """Record a failure; labeled rows stay labeled, applying rows keep their intent."""
+
+    def add_examples(self, rows: list[dict[str, Any]]) -> int:
+        """Insert training examples in one transaction; an example id already stored is replaced."""
+
+    def examples(self, encoder_version: str) -> list[dict[str, Any]]:
+        """Examples embedded by this encoder, oldest first."""
+
+    def relabel(self, old: str, new: str) -> dict[str, int]:
+        """A renamed or merged label, in examples and decisions (one transaction)."""
+
+    def labeled_ids(self) -> set[str]:
+        """Messages with a decision (labeled or applying)."""
+
+    def get(self, message_id: str) -> dict[str, Any] | None: ...
+
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...

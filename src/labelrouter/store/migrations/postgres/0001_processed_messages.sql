@@ -1,0 +1,38 @@
+-- One row per message the pipeline processed (or failed to); the same columns as the SQLite schema.
+CREATE TABLE processed_messages (
+    message_id         TEXT PRIMARY KEY,
+    thread_id          TEXT,
+    rfc822_id          TEXT,
+    subject            TEXT,
+    sender             TEXT,
+    message_date       TEXT,
+    status             TEXT NOT NULL CHECK (status IN ('labeled', 'failed')),
+    error              TEXT,
+    attempts           INTEGER NOT NULL DEFAULT 1,
+    summary            TEXT,
+    summarizer         TEXT,
+    label_applied      TEXT,
+    top_label          TEXT,
+    fallback           INTEGER,
+    confidence         DOUBLE PRECISION,
+    margin             DOUBLE PRECISION,
+    threshold          DOUBLE PRECISION,
+    candidates         TEXT,
+    router_weights     TEXT,
+    head_weights       TEXT,
+    final_scores       TEXT,
+    label_ids_before   TEXT,
+    label_ids_after    TEXT,
+    archived           INTEGER,
+    embedding          BYTEA,
+    embedding_dim      INTEGER,
+    encoder_version    TEXT,
+    model_version      TEXT,
+    labels_hash        TEXT,
+    degraded           TEXT,
+    processed_at       TEXT NOT NULL,
+    label_ids_current  TEXT,
+    labels_synced_at   TEXT
+);
+CREATE INDEX processed_messages_processed_at ON processed_messages (processed_at);
+CREATE INDEX processed_messages_unsynced ON processed_messages (labels_synced_at) WHERE labels_synced_at IS NULL;

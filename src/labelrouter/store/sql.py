@@ -1,0 +1,151 @@
+"""What both SQL backends do, written once: every statement of the Store protocol.
+
+Statements use `?` placeholders and SQL that SQLite (3.24+) and PostgreSQL both accept (`ON CONFLICT …
+DO UPDATE … WHERE`). A backend supplies four primitives: `_query` (rows as dicts), `_execute` (row count),
+`_transaction` (several statements, all or nothing) and its own connection, migrations and errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from importlib import resources
+from typing import Any
+
+from labelrouter.state import ApplyResult, LabelingState
+from labelrouter.store.records import failed_row, labeled_row
+
+
+def migrations(backend: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every bundled migration of a backend, in order: `migrations/NNNN_*.sql`
+    for SQLite, `migrations/postgres/NNNN_*.sql` for PostgreSQL (the same versions, each dialect's SQL)."""
+    folder = resources.files("labelrouter.store").joinpath("migrations")
+    if backend != "sqlite":
+        folder = folder.joinpath(backend)
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def statements(sql: str) -> Iterable[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class SQLStore:
+    store_text: bool = True
+
+    # -- primitives a backend provides ----------------------------------------------------------
+    def _query(self, doing: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _execute(self, doing: str, sql: str, params: tuple[Any, ...] = ()) -> int:
+        raise NotImplementedError
+
+    def _transaction(self, doing: str, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> list[int]:
+        """Run each (sql, [params, ...]) in one transaction; returns the row count of each statement."""
+        raise NotImplementedError
+
+    # -- decisions ------------------------------------------------------------------------------
+    def _upsert(self, row: dict[str, Any], *, over: tuple[str, ...]) -> bool:
+        """Insert the row, or update an existing one whose status is in `over`; True if written."""
+        columns = list(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "message_id")
+        allowed = ", ".join(f"'{s}'" for s in over)
+        sql = (
+            f"INSERT INTO processed_messages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT (message_id) DO UPDATE SET {updates}, attempts = processed_messages.attempts + 1 "
+            f"WHERE processed_messages.status IN ({allowed})"
+        )
+        return self._execute("recording a decision", sql, tuple(row[c] for c in columns)) > 0
+
+    def record_labeled(self, state: LabelingState) -> bool:
+        """Persist a finished decision in one step. A message already recorded as labeled is never overwritten."""
+        return self._upsert(labeled_row(state, store_text=self.store_text), over=("failed",))
+
+    def record_intent(self, state: LabelingState, label_id: str) -> bool:
+        """Before the mailbox changes: record the decision as 'applying'. False when the message already has
+        a labeled or applying row (another run owns it): then the mailbox must not be touched."""
+        row = labeled_row(state, status="applying", intent_label_id=label_id, store_text=self.store_text)
+        return self._upsert(row, over=("failed",))
+
+    def complete(self, message_id: str, applied: ApplyResult) -> bool:
+        """After the mailbox changed: the 'applying' row becomes 'labeled' with what the mailbox now carries."""
+        sql = ("UPDATE processed_messages SET status = 'labeled', error = NULL, label_applied = ?, "
+               "label_ids_after = ?, archived = ? WHERE message_id = ? AND status = 'applying'")
+        params = (applied.label, json.dumps(applied.label_ids_after, ensure_ascii=False), int(applied.archive),
+                  message_id)
+        return self._execute("completing a decision", sql, params) > 0
+
+    def abandon_intent(self, message_id: str, error: str) -> bool:
+        """An intent that can never complete (the message is gone): recorded as failed, with why."""
+        sql = "UPDATE processed_messages SET status = 'failed', error = ? WHERE message_id = ? AND status = 'applying'"
+        return self._execute("abandoning a decision", sql, (error[:2000], message_id)) > 0
+
+    def pending_intents(self) -> list[dict[str, Any]]:
+        """Decisions recorded as 'applying' whose mailbox change was never confirmed (a crash, an error)."""
+        return self.rows("applying")
+
+    def record_failed(self, message_id: str, error: str, state: LabelingState | None = None) -> bool:
+        """Record a failure. A labeled row stays labeled; an 'applying' row keeps its intent (the next run
+        repairs it) and only notes the error."""
+        row = failed_row(state, message_id, error)
+        if self._upsert(row, over=("failed",)):
+            return True
+        self._execute("recording a failure", "UPDATE processed_messages SET error = ?, attempts = attempts + 1 "
+                      "WHERE message_id = ? AND status = 'applying'", (row["error"], message_id))
+        return False
+
+    # -- examples -------------------------------------------------------------------------------
+    def add_examples(self, rows: list[dict[str, Any]]) -> int:
+        """Insert examples in one transaction (all or nothing); an example id already stored is replaced."""
+        if not rows:
+            return 0
+        columns = list(rows[0])
+        updates = ", ".join(f"{c} = excluded.{c}" for c in [*columns, "seq"] if c != "example_id")
+        sql = (f"INSERT INTO examples ({', '.join(columns)}, seq) VALUES ({', '.join('?' * len(columns))}, "
+               f"(SELECT COALESCE(MAX(seq), 0) + 1 FROM examples)) "
+               f"ON CONFLICT (example_id) DO UPDATE SET {updates}")
+        self._transaction("storing examples", [(sql, [tuple(row[c] for c in columns) for row in rows])])
+        return len(rows)
+
+    def examples(self, encoder_version: str) -> list[dict[str, Any]]:
+        """Examples embedded by this encoder, oldest first."""
+        sql = ("SELECT * FROM examples WHERE encoder_version = ? "
+               "ORDER BY (occurred_at IS NULL), occurred_at, seq")
+        return self._query("reading examples", sql, (encoder_version,))
+
+    def relabel(self, old: str, new: str) -> dict[str, int]:
+        """A renamed or merged label: examples and decisions that name `old` name `new` (one transaction)."""
+        statements = {
+            "examples": "UPDATE examples SET label = ? WHERE label = ?",
+            "examples_rejected": "UPDATE examples SET rejected_label = ? WHERE rejected_label = ?",
+            "decisions": "UPDATE processed_messages SET label_applied = ? WHERE label_applied = ?",
+            "top_labels": "UPDATE processed_messages SET top_label = ? WHERE top_label = ?",
+        }
+        counts = self._transaction(f"relabeling {old!r} → {new!r}",
+                                   [(sql, [(new, old)]) for sql in statements.values()])
+        return dict(zip(statements, counts, strict=True))
+
+    # -- reads ----------------------------------------------------------------------------------
+    def labeled_ids(self) -> set[str]:
+        """Messages with a decision: labeled, or applying (a repair finishes those before labeling)."""
+        rows = self._query("reading labeled messages",
+                           "SELECT message_id FROM processed_messages WHERE status IN ('labeled', 'applying')")
+        return {str(row["message_id"]) for row in rows}
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        rows = self._query("reading a decision", "SELECT * FROM processed_messages WHERE message_id = ?",
+                           (message_id,))
+        return rows[0] if rows else None
+
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT * FROM processed_messages" + (" WHERE status = ?" if status else "")
+               + " ORDER BY processed_at, message_id")
+        return self._query("reading decisions", sql, (status,) if status else ())
+
+    def counts(self) -> dict[str, int]:
+        rows = self._query("counting decisions", "SELECT status, COUNT(*) AS n FROM processed_messages GROUP BY status")
+        return {str(r["status"]): int(r["n"]) for r in rows}
