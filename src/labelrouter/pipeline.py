@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from labelrouter.context import LabelerContext
 from labelrouter.errors import LabelRouterError
-from labelrouter.graph.context import LabelerContext
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.limits import describe_error, time_budget
 from labelrouter.mail.parse import parse_message

@@ -1,9 +1,11 @@
 """The compiled inference graph for `langgraph dev` / LangGraph servers (registered in langgraph.json).
 
-Compiling is cheap: no model loads here. Dependencies come from the run's context, or are built once
-from settings (`LABELROUTER_*` environment) on the first message when the host passes none.
+Compiling is cheap: no model loads here. Dependencies come from the run's context, or, because a host
+like `langgraph dev` cannot pass one, are built once from settings (`LABELROUTER_*` environment) on the
+first message. This is the only place such a default exists.
 """
 
+from labelrouter.graph.context import default_context
 from labelrouter.graph.inference import build_inference_graph
 
-graph = build_inference_graph().compile()
+graph = build_inference_graph(default_context=default_context).compile()

@@ -1,81 +1,19 @@
-"""Run dependencies of the inference graph, built once and handed to nodes through `runtime.context`."""
+"""Building the inference graph's run context from settings (labels, encoder, label vectors, head, summarizer)."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
 
-import numpy as np
-
+from labelrouter.context import LabelerContext, Mode
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
-from labelrouter.models.batching import MicroBatcher
-from labelrouter.models.encoder import Encoder, encoder_for
-from labelrouter.models.head import ColdStartHead, CurrentHead, Head
+from labelrouter.models.encoder import encoder_for
+from labelrouter.models.head import CurrentHead
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
 from labelrouter.summarize import OfflineSummarizer, Summarizer, gemini_summarizer
-
-Mode = Literal["apply", "dry-run", "decide"]
-
-
-@dataclass
-class LabelerContext:
-    labels: LabelSet
-    encoder: Encoder
-    index: LabelIndex
-    summarizer: Summarizer
-    params: ScoringParams = field(default_factory=ScoringParams)
-    head: Head = field(default_factory=ColdStartHead)
-    mode: Mode = "decide"  # decide: explain only; dry-run: say what apply would do; apply: do it and persist
-    mailbox: Mailbox | None = None
-    mailbox_ids: dict[str, str] = field(default_factory=dict)  # label name → mailbox label id
-    # Mailbox label ids that count as "ours": this config's and every label labelrouter created before.
-    known_label_ids: set[str] = field(default_factory=set)
-    archive_threshold_default: float = 0.8
-    store: Store | None = None
-    batcher: MicroBatcher | None = None
-    snippet_chars: int = 1_500
-    _active: tuple[str, LabelIndex] | None = field(default=None, repr=False)
-
-    @property
-    def model_version(self) -> str:
-        return f"{self.encoder.version}+head:{self.head.version}"
-
-    @property
-    def active_index(self) -> LabelIndex:
-        """Label vectors in use: descriptions, with the current head's refreshed vectors where it has them."""
-        key = self.head.version
-        if self._active is None or self._active[0] != key:
-            self._active = (key, self.index.with_vectors(getattr(self.head, "label_vectors", {}) or {}))
-        return self._active[1]
-
-    @property
-    def scoring(self) -> ScoringParams:
-        """Scoring parameters; a promoted head brings its own refit fallback threshold."""
-        threshold = (getattr(self.head, "thresholds", None) or {}).get("fallback")
-        return self.params if threshold is None else dataclasses.replace(self.params, threshold=float(threshold))
-
-    def archive_threshold(self, label: str) -> float | None:
-        """Confidence a label that archives needs to take the message out of the inbox (None: it does not
-        archive). The label's own `archive_confidence`, else the current head's refit one, else the setting;
-        never below the fallback threshold."""
-        entry = self.labels.get(label)
-        if not entry.archive:
-            return None
-        head_value = (getattr(self.head, "thresholds", None) or {}).get("archive")
-        value = entry.archive_confidence if entry.archive_confidence is not None else (
-            float(head_value) if head_value is not None else self.archive_threshold_default)
-        return max(float(value), self.scoring.threshold)
-
-    def embed(self, text: str) -> np.ndarray:
-        if self.batcher is not None:
-            return self.batcher.encode_one(text)
-        return self.encoder.encode([text])[0]
 
 
 def build_summarizer(settings: Settings) -> Summarizer:
@@ -112,9 +50,3 @@ def default_context() -> LabelerContext:
     from labelrouter.settings import load_settings
 
     return build_context(load_settings(), mode="decide")
-
-
-def resolve_context(runtime: Any) -> LabelerContext:
-    """The context a node runs with: the caller's, or the default built once from settings."""
-    ctx = getattr(runtime, "context", None)
-    return ctx if isinstance(ctx, LabelerContext) else default_context()

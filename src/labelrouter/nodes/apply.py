@@ -12,8 +12,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from labelrouter.context import LabelerContext, context_of
 from labelrouter.errors import MailboxError
-from labelrouter.graph.context import LabelerContext, resolve_context
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.state import ApplyResult, LabelingState, Routing
 from labelrouter.store.base import Store
@@ -52,7 +52,7 @@ def finish_apply(mailbox: Mailbox, mailbox_ids: dict[str, str], known_label_ids:
 
 
 def apply(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
-    ctx = resolve_context(runtime)
+    ctx = context_of(runtime)
     routing = state.routing
     if routing is None:
         raise MailboxError("apply reached without a routing decision")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from langgraph.runtime import Runtime
 
-from labelrouter.graph.context import LabelerContext, resolve_context
+from labelrouter.context import LabelerContext, context_of
 from labelrouter.models.scoring import Scores, score
 from labelrouter.state import Candidate, EmailMessage, LabelingState, Routing, Summary
 from labelrouter.summarize.offline import SOURCE as OFFLINE_SOURCE
@@ -88,7 +88,7 @@ def score_embeddings(embeddings: np.ndarray, ctx: LabelerContext) -> Scores:
 
 
 def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
-    ctx = resolve_context(runtime)
+    ctx = context_of(runtime)
     if not state.message.has_content:
         return {"routing": no_content_routing(ctx), "embedding": None}
     vector = ctx.embed(embedding_text(state.message, state.summary, ctx.snippet_chars))

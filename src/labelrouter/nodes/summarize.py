@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from labelrouter.graph.context import LabelerContext, resolve_context
+from labelrouter.context import LabelerContext, context_of
 from labelrouter.state import LabelingState
 
 
 def summarize(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
-    summary, errors = resolve_context(runtime).summarizer.summarize(state.message)
+    summary, errors = context_of(runtime).summarizer.summarize(state.message)
     return {"summary": summary, "errors": errors}

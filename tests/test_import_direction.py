@@ -1,0 +1,59 @@
+"""Dependencies point one way: nodes never import graphs or the CLI; state imports only itself; the store
+and mail packages need no torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "labelrouter"
+
+
+def _imports(folder: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[str(path.relative_to(PACKAGE))] = names
+    return found
+
+
+def test_nodes_import_nothing_from_graph_or_cli():
+    for module, names in _imports("nodes").items():
+        bad = sorted(n for n in names if n.startswith(("labelrouter.graph", "labelrouter.cli", "labelrouter.pipeline")))
+        assert not bad, f"{module} imports {bad}"
+
+
+def test_state_imports_only_itself():
+    for module, names in _imports("state").items():
+        bad = sorted(n for n in names if n.startswith("labelrouter") and not n.startswith("labelrouter.state"))
+        assert not bad, f"{module} imports {bad}"
+
+
+@pytest.mark.parametrize("folder", ["store", "mail"])
+def test_store_and_mail_do_not_import_torch(folder):
+    for module, names in _imports(folder).items():
+        bad = sorted(n for n in names if n.split(".")[0] in ("torch", "sentence_transformers", "transformers"))
+        assert not bad, f"{module} imports {bad}"
+    code = (f"import sys, labelrouter.{folder}; "
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "", f"importing labelrouter.{folder} loads {loaded}"
+
+
+def test_the_graph_refuses_a_run_without_its_context():
+    from labelrouter.graph.inference import build_inference_graph
+    from labelrouter.state import EmailMessage
+
+    graph = build_inference_graph().compile()
+    with pytest.raises(TypeError, match="needs a LabelerContext"):
+        graph.invoke({"message": EmailMessage(id="m", subject="s", body="b")})
