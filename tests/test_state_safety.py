@@ -166,3 +166,19 @@ def test_label_vectors_are_cached_per_encoder_and_text(tmp_path, encoder, monkey
         damaged.write_bytes(b"garbage")
     rebuilt = LabelIndex.build(labels, encoder, cache_dir=tmp_path)  # a damaged cache is rebuilt, not fatal
     np.testing.assert_allclose(rebuilt.vectors, first.vectors, atol=1e-6)
+
+
+def test_a_rolled_back_version_can_be_promoted_again(tmp_path):
+    models = tmp_path / "home" / "models"
+    directory = _promoted(models)
+    env = {"LABELROUTER_HOME": str(tmp_path / "home"), "LABELROUTER_LABELS_PATH": str(LABELS_JSON)}
+    assert "cold-start" in runner.invoke(app, ["models", "rollback"], env=env).stdout
+    result = runner.invoke(app, ["models", "promote", "v1"], env=env)
+    assert result.exit_code == 0 and "current head: v1" in result.stdout
+    assert load_current_head(models, embedder="enc@1", dim=8).version == "v1" and history(models) == ["v1"]
+    missing = runner.invoke(app, ["models", "promote", "v9"], env=env)
+    assert missing.exit_code == 2 and "no stored head version 'v9'" in missing.stderr
+    runner.invoke(app, ["models", "rollback"], env=env)
+    (directory / "head.json").write_text("{}")
+    damaged = runner.invoke(app, ["models", "promote", "v1"], env=env)
+    assert damaged.exit_code == 2 and "head.json" in damaged.stderr and history(models) == []

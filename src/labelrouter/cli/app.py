@@ -145,7 +145,7 @@ def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | Non
     mailbox = LocalMaildir(mailbox_path, create=False)
     # A second run on this mailbox is refused (or waits) before the model loads.
     with contextlib.nullcontext() if dry_run else mailbox.lock(wait_s):
-        store = open_store(settings)
+        store = open_store(settings, create=not dry_run)  # a dry run creates no store
         try:
             ctx = build_context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
                                 labels=labels)
@@ -157,7 +157,8 @@ def _run(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | Non
                     progress=lambda n: progress.advance(task, n), wait_s=wait_s,
                 )
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
 
 def _report_table(report: Any, expected: dict[str, str] | None = None) -> Table:
@@ -455,6 +456,16 @@ def models_list(context: typer.Context) -> None:
     current = next((m["version"] for m in versions if m["current"]), None)
     out.print(f"current head: {current}" if current else
               "current head: cold-start (1.0 for every label; no head promoted, or rolled back to none)")
+
+
+@models_app.command("promote")
+@friendly_errors
+def models_promote(version: Annotated[str, typer.Argument(help="A stored version (see `labelrouter models`).")]) -> None:
+    """Make a stored version current again (e.g. one that was rolled back)."""
+    from labelrouter.training.registry import repromote
+
+    repromote(_settings().resolved_models_dir, version)
+    out.print(f"current head: {version}")
 
 
 @models_app.command("rollback")

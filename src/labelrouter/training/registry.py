@@ -68,6 +68,18 @@ def promote(models_dir: Path, version: str) -> None:
     _point_to(models_dir, [*history(models_dir), version])
 
 
+def repromote(models_dir: Path, version: str) -> None:
+    """Make an already stored version current again (after a rollback); it must still be a valid head."""
+    directory = version_dir(models_dir, version, _head_dir(models_dir) / "versions")
+    if not directory.is_dir():
+        raise ModelArtifactError(f"no stored head version {version!r} in {models_dir}; `labelrouter models` lists them")
+    read_head_meta(directory)  # a damaged version is refused here, not at the next label
+    versions = history(models_dir)
+    if versions and versions[-1] == version:
+        return
+    _point_to(models_dir, [*versions, version])
+
+
 def rollback(models_dir: Path) -> str | None:
     """Go back one promotion; returns the version now current (None: the cold-start head)."""
     versions = history(models_dir)
