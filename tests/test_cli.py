@@ -143,6 +143,7 @@ def test_run_twice_labels_each_message_exactly_once(tmp_path, env, encoder):
     assert store.get(bad)["attempts"] == 2
     row = store.get(ids[0])
     assert row["embedding_dim"] == 384 and row["encoder_version"] == encoder.version
+    assert row["embedded_text"].startswith(row["subject"])  # what was embedded, for retraining
     assert json.loads(row["label_ids_before"]) == ["INBOX"] and row["labels_hash"]
 
 
@@ -178,3 +179,24 @@ def test_demo_labels_the_sample_mailbox(tmp_path, env, encoder):
     assert "38 processed: 38 labeled" in result.stdout
     correct = int(result.stdout.split("matches the label we expected for ")[1].split("/")[0])
     assert correct >= 28, result.stdout  # zero-shot quality floor on mail we wrote; can fail
+
+
+def test_text_retention_deletes_old_text_at_the_start_of_a_run(tmp_path, env, encoder):
+    import sqlite3
+
+    from labelrouter.demo import sample_messages
+
+    box = LocalMaildir(tmp_path / "Mail")
+    old = box.deliver(sample_messages()[0][1])
+    assert runner.invoke(app, ["run", "--mailbox", str(tmp_path / "Mail")], env=env).exit_code == 0
+    db = tmp_path / "home" / "labelrouter.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE processed_messages SET processed_at = '2020-01-01T00:00:00+00:00'")
+    new = box.deliver(sample_messages()[1][1])
+    result = runner.invoke(app, ["run", "--mailbox", str(tmp_path / "Mail")],
+                           env={**env, "LABELROUTER_TEXT_RETENTION_DAYS": "30"})
+    assert result.exit_code == 0
+    store = SQLiteStore(db)
+    assert store.get(old)["embedded_text"] is None and store.get(old)["summary"] is None
+    assert store.get(old)["label_applied"] and store.get(old)["embedding"] is not None
+    assert store.get(new)["embedded_text"]  # this run's decision keeps its text

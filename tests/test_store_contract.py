@@ -239,3 +239,21 @@ def test_run_on_postgres_records_one_row_per_message(tmp_path, postgres_schemas,
     store = PostgresStore(URL, schema=schema)
     assert store.counts() == {"labeled": 6} and store.labeled_ids() == set(ids)
     assert not (tmp_path / "home" / "labelrouter.sqlite3").exists()
+
+
+def test_embedded_text_is_kept_until_retention_deletes_it(open_store):
+    store = open_store()
+    state = _state().model_copy(update={"embedded_text": "s\nthe body snippet that was embedded"})
+    store.record_labeled(state)
+    store.add_examples([{**_example(1, "a", None), "embedded_text": "example text"}])
+    assert store.get("m1")["embedded_text"] == "s\nthe body snippet that was embedded"
+    assert store.examples("enc@1")[0]["embedded_text"] == "example text"
+    assert store.purge_text("2000-01-01T00:00:00+00:00") == 0  # nothing that old
+    assert store.purge_text("2999-01-01T00:00:00+00:00") == 2
+    row = store.get("m1")
+    assert row["embedded_text"] is None and row["summary"] is None
+    assert row["label_applied"] == "work" and row["embedding"] is not None  # labels and vectors stay
+    assert store.examples("enc@1")[0]["embedded_text"] is None and store.examples("enc@1")[0]["label"] == "a"
+    off = open_store("off", store_text=False)
+    off.record_labeled(state)
+    assert off.get("m1")["embedded_text"] is None

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from labelrouter.context import LabelerContext
@@ -104,6 +105,9 @@ class Labeler:
         report = RunReport()
         if record:
             report.outcomes.extend(self.repair_pending())
+            if self.settings.text_retention_days is not None:
+                cutoff = datetime.now(UTC) - timedelta(days=self.settings.text_retention_days)
+                store.purge_text(cutoff.isoformat(timespec="seconds"))  # type: ignore[union-attr]
         done = store.labeled_ids() if store is not None else set()
         inbox = mailbox.list_inbox()
         todo = [mid for mid in inbox if mid not in done]

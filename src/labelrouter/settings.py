@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # Privacy: the store keeps subject, sender and the decision; with store_text it also keeps the summary
     # (the offline summary is the subject and the lead of the body). False keeps no body-derived text.
     store_text: bool = True
+    # Days the stored text (embedded text, summary) is kept; unset keeps it. Older text is deleted at the
+    # start of each run; labels, scores and embeddings stay (training keeps working, re-embedding cannot).
+    text_retention_days: int | None = Field(None, ge=0)
 
     # Summarizer: "auto" uses Gemini when a key is set, the offline summarizer otherwise.
     summarizer: Literal["auto", "offline", "gemini"] = "auto"

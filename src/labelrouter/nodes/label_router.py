@@ -91,6 +91,8 @@ def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict
     ctx = context_of(runtime)
     if not state.message.has_content:
         return {"routing": no_content_routing(ctx), "embedding": None}
-    vector = ctx.embed(embedding_text(state.message, state.summary, ctx.snippet_chars))
+    text = embedding_text(state.message, state.summary, ctx.snippet_chars)
+    vector = ctx.embed(text)
     scores = score_embeddings(vector, ctx)
-    return {"routing": routing_from_scores(scores, 0, ctx), "embedding": [float(x) for x in vector]}
+    return {"routing": routing_from_scores(scores, 0, ctx), "embedding": [float(x) for x in vector],
+            "embedded_text": text}

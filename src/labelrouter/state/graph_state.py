@@ -63,8 +63,10 @@ class LabelingState(BaseModel):
     message: EmailMessage
     summary: Summary | None = None
     routing: Routing | None = None
-    # The message vector the router used; persisted so training never re-embeds with the same encoder.
+    # The message vector the router used, and the text it was embedded from; persisted so training never
+    # re-embeds with the same encoder and a new encoder can re-embed without the mailbox.
     embedding: list[float] | None = None
+    embedded_text: str | None = None
     applied: ApplyResult | None = None
     # Nodes return only their new errors; the reducer appends them.
     errors: Annotated[list[str], operator.add] = Field(

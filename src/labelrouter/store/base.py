@@ -40,6 +40,9 @@ class Store(Protocol):
     def record_failed(self, message_id: str, error: str, state: LabelingState | None = None) -> bool:
         """Record a failure; labeled rows stay labeled, applying rows keep their intent."""
 
+    def purge_text(self, before: str) -> int:
+        """Delete stored message text older than `before` (ISO time); labels and embeddings stay."""
+
     def add_examples(self, rows: list[dict[str, Any]]) -> int:
         """Insert training examples in one transaction; an example id already stored is replaced."""
 

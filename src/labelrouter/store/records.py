@@ -10,6 +10,8 @@ import numpy as np
 
 from labelrouter.state import LabelingState
 
+MAX_STORED_TEXT = 4_000  # characters of embedded text kept per message (subject + summary + body snippet)
+
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -30,6 +32,7 @@ def labeled_row(state: LabelingState, *, status: str = "labeled", intent_label_i
         "intent_label_id": intent_label_id,
         "archive_threshold": routing.archive_threshold,
         "summary": state.summary.text if state.summary and store_text else None,
+        "embedded_text": state.embedded_text[:MAX_STORED_TEXT] if store_text and state.embedded_text else None,
         "summarizer": state.summary.source if state.summary else None,
         "label_applied": applied.label,  # what the mailbox carries, which may be an earlier run's label
         "top_label": routing.top_label,

@@ -98,6 +98,17 @@ class SQLStore:
                       "WHERE message_id = ? AND status = 'applying'", (row["error"], message_id))
         return False
 
+    def purge_text(self, before: str) -> int:
+        """Text retention: delete the stored text (embedded text, summary) of decisions processed and
+        examples created before `before` (ISO time); labels, scores and embeddings stay."""
+        counts = self._transaction("deleting old message text", [
+            ("UPDATE processed_messages SET embedded_text = NULL, summary = NULL WHERE processed_at < ? "
+             "AND (embedded_text IS NOT NULL OR summary IS NOT NULL)", [(before,)]),
+            ("UPDATE examples SET embedded_text = NULL WHERE created_at < ? AND embedded_text IS NOT NULL",
+             [(before,)]),
+        ])
+        return sum(counts)
+
     # -- examples -------------------------------------------------------------------------------
     def add_examples(self, rows: list[dict[str, Any]]) -> int:
         """Insert examples in one transaction (all or nothing); an example id already stored is replaced."""

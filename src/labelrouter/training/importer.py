@@ -19,7 +19,7 @@ from labelrouter.models.encoder import Encoder
 from labelrouter.nodes.label_router import embedding_text
 from labelrouter.state import EmailMessage
 from labelrouter.store.base import Store
-from labelrouter.store.records import utcnow
+from labelrouter.store.records import MAX_STORED_TEXT, utcnow
 from labelrouter.summarize import offline_summary
 
 
@@ -94,9 +94,10 @@ def import_examples(store: Store, encoder: Encoder, data: LabeledSet, *, kind: s
     stored = 0
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        vectors = encoder.encode([row_text(r, snippet_chars) for r in chunk])
+        texts = [row_text(r, snippet_chars) for r in chunk]
+        vectors = encoder.encode(texts)
         records = []
-        for offset, (row, vector) in enumerate(zip(chunk, vectors, strict=True)):
+        for offset, (row, vector, text) in enumerate(zip(chunk, vectors, texts, strict=True)):
             records.append({
                 "example_id": f"{source}:{row['id']}", "message_id": str(row["id"]), "label": row["label"],
                 "kind": kind, "rejected_label": None, "source": source, "split": row.get("split"),
@@ -104,6 +105,7 @@ def import_examples(store: Store, encoder: Encoder, data: LabeledSet, *, kind: s
                 "embedding_dim": int(vector.shape[0]), "encoder_version": encoder.version,
                 "occurred_at": row.get("date") or f"#{order[start + offset]:09d}",
                 "created_at": utcnow(),
+                "embedded_text": text[:MAX_STORED_TEXT] if store.store_text else None,
             })
         stored += store.add_examples(records)
         if progress:
