@@ -72,3 +72,28 @@ def test_mailbox_id_mapping_rejects_unknown_labels(tmp_path: Path):
         load_mailbox_ids(path, labels)
     path.write_text(json.dumps({"other": "Label_1"}))
     assert load_mailbox_ids(path, labels) == {"other": "Label_1"}
+
+
+def test_a_label_may_also_be_a_parent_as_gmail_nests_labels():
+    from labelrouter.labels import parse_label_set
+
+    labels = parse_label_set({"fallback": "other", "labels": [
+        {"name": "Clients", "description": "mail from clients"},
+        {"name": "Clients/Acme", "parent": "Clients", "description": "Acme Corp"},
+        {"name": "Clients/Globex", "parent": "Clients"},
+        {"name": "other"},
+    ]})
+    assert labels.siblings("Clients/Acme", "Clients/Globex")
+    assert labels.retrieval_texts()[1] == "Clients / Clients/Acme: Acme Corp"
+    with_node = parse_label_set({"fallback": "other", "nodes": [{"name": "Clients", "description": "clients"}],
+                                 "labels": [{"name": "Clients"}, {"name": "Clients/Acme", "parent": "Clients"},
+                                            {"name": "other"}]})
+    assert with_node.get("Clients/Acme").parent == "Clients"
+
+
+def test_parent_cycles_are_refused():
+    from labelrouter.labels import parse_label_set
+
+    with pytest.raises(ConfigError, match="cycle"):
+        parse_label_set({"fallback": "c", "labels": [{"name": "a", "parent": "b"}, {"name": "b", "parent": "a"},
+                                                     {"name": "c"}]})

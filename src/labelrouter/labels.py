@@ -30,7 +30,7 @@ class Label:
     archive: bool = False
     archive_confidence: float | None = None  # overrides the archive threshold for this label
 
-    def retrieval_text(self, parents: dict[str, Node]) -> str:
+    def retrieval_text(self, parents: dict[str, Node | Label]) -> str:
         """Text the label is embedded from: its readable path and description."""
         path = [humanize(self.name)]
         node = parents.get(self.parent) if self.parent else None
@@ -87,7 +87,8 @@ class LabelSet:
         return [i for i, label in enumerate(self.labels) if label.name != self.fallback]
 
     def retrieval_texts(self) -> list[str]:
-        parents = {node.name: node for node in self.nodes}
+        parents: dict[str, Node | Label] = {label.name: label for label in self.labels}
+        parents.update({node.name: node for node in self.nodes})
         return [label.retrieval_text(parents) for label in self.labels]
 
     def siblings(self, a: str, b: str) -> bool:
@@ -207,18 +208,28 @@ def parse_label_set(data: Any, source: str = "labels", *, require_fallback: bool
         if label.name in seen:
             raise _entry_error(source, f"labels[{i}] ({label.name!r})", f"duplicate name (first at labels[{seen[label.name]}])")
         seen[label.name] = i
+    # A parent is a node (a category) or another label: Gmail nests labels, so `Clients` and `Clients/Acme`
+    # are both labels and the first is the second's parent. A node may share a label's name (the same thing).
     node_names = {n.name for n in nodes}
+    parent_names = node_names | set(seen)
     for i, node in enumerate(nodes):
-        if node.name in seen:
-            raise _entry_error(source, f"nodes[{i}] ({node.name!r})", "a node may not share a label's name")
-        if node.parent is not None and node.parent not in node_names:
+        if node.parent is not None and node.parent not in parent_names:
             raise _entry_error(source, f"nodes[{i}] ({node.name!r})", f"unknown parent {node.parent!r}")
     for i, label in enumerate(labels):
-        if label.parent is not None and label.parent not in node_names:
+        if label.parent is not None and label.parent not in parent_names:
             known = ", ".join(sorted(node_names)) or "none declared"
             raise _entry_error(
-                source, f"labels[{i}] ({label.name!r})", f"unknown parent {label.parent!r} (nodes: {known})"
+                source, f"labels[{i}] ({label.name!r})",
+                f"unknown parent {label.parent!r} (nodes: {known}; or another label's name)",
             )
+    parent_of = {**{lb.name: lb.parent for lb in labels}, **{n.name: n.parent for n in nodes}}
+    for i, label in enumerate(labels):
+        chain, current = {label.name}, label.parent
+        while current is not None:
+            if current in chain:
+                raise _entry_error(source, f"labels[{i}] ({label.name!r})", f"its parents form a cycle through {current!r}")
+            chain.add(current)
+            current = parent_of.get(current)
 
     fallback = data.get("fallback")
     if fallback is None and require_fallback:
