@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from labelrouter.errors import ConfigError
-from labelrouter.labels import LabelSet, parse_label_set, read_json, write_json_atomic
+from labelrouter.fsutil import write_json_atomic
+from labelrouter.labels import LabelSet, parse_label_set, read_json
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.head import CurrentHead, LinearHead
 from labelrouter.store.base import Store

@@ -267,11 +267,3 @@ def load_mailbox_ids(path: Path, labels: LabelSet) -> dict[str, str]:
     if unknown:
         raise ConfigError(f"{path}: unknown label(s) {', '.join(map(repr, unknown))}; add them to labels.json first")
     return dict(data)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a config."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-

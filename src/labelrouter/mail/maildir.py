@@ -30,7 +30,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
-from labelrouter.fsutil import private_dir
+from labelrouter.fsutil import private_dir, write_json_atomic
 from labelrouter.mail.mailbox import INBOX, MailboxChange
 
 LOCK_FILE = "labelrouter.lock"
@@ -157,11 +157,7 @@ class LocalMaildir:
         known = self.our_label_ids()
         if folders <= known:
             return
-        path = self.root / REGISTRY_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"folders": sorted(known | folders)}, ensure_ascii=False, indent=1) + "\n",
-                       encoding="utf-8")
-        tmp.replace(path)
+        write_json_atomic(self.root / REGISTRY_FILE, {"folders": sorted(known | folders)})
 
     @contextmanager
     def lock(self, wait_s: float = 0.0) -> Iterator[None]:

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labelrouter.errors import ModelArtifactError
-from labelrouter.fsutil import private_dir
-from labelrouter.labels import write_json_atomic
+from labelrouter.fsutil import private_dir, write_json_atomic
 from labelrouter.models.head import LinearHead, read_head_meta, version_dir
 
 
