@@ -11,6 +11,7 @@ from typing import Any
 
 from labelrouter.context import LabelerContext
 from labelrouter.errors import LabelRouterError
+from labelrouter.extensions import Extension, load_extensions
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.limits import describe_error, time_budget
 from labelrouter.mail.parse import parse_message
@@ -58,11 +59,14 @@ def parse_raw(raw: bytes, settings: Settings, *, message_id: str | None = None,
 class Labeler:
     """Runs the compiled inference graph for one message or many (micro-batched encoding)."""
 
-    def __init__(self, ctx: LabelerContext, settings: Settings, *, chunk_size: int | None = None):
+    def __init__(self, ctx: LabelerContext, settings: Settings, *, chunk_size: int | None = None,
+                 extensions: list[Extension] | None = None):
         self.ctx = ctx
         self.settings = settings
         self.chunk_size = chunk_size or settings.batch_size
-        self.graph = build_inference_graph().compile()
+        # The extended graph: installed extensions and LABELROUTER_EXTENSIONS, unless given explicitly.
+        extensions = load_extensions(settings.extensions) if extensions is None else extensions
+        self.graph = build_inference_graph(extensions=extensions).compile()
 
     def parse(self, raw: bytes, *, message_id: str | None = None, label_ids: list[str] | None = None) -> EmailMessage:
         return parse_raw(raw, self.settings, message_id=message_id, label_ids=label_ids)

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # start of each run; labels, scores and embeddings stay (training keeps working, re-embedding cannot).
     text_retention_days: int | None = Field(None, ge=0)
 
+    # Extension nodes not installed as packages: module:attr,... (installed ones register the entry-point
+    # group `labelrouter.nodes`). See docs/extending.md.
+    extensions: str | None = None
+
     # Summarizer: "auto" uses Gemini when a key is set, the offline summarizer otherwise.
     summarizer: Literal["auto", "offline", "gemini"] = "auto"
     gemini_model: str = "gemini-2.5-flash"

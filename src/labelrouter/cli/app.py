@@ -68,6 +68,7 @@ def explanation(result: dict[str, Any]) -> dict[str, Any]:
         **(result["routing"].model_dump() if result.get("routing") else {}),
         "applied": result["applied"].model_dump() if result.get("applied") else None,
         "errors": result.get("errors") or [],
+        "extensions": result.get("extensions") or {},
     }
 
 
@@ -221,11 +222,13 @@ def graph(
     which: Annotated[str, typer.Option("--graph", help="inference or train.")] = "inference",
 ) -> None:
     """Draw the inference graph, or the training graph with --graph train (offline)."""
+    from labelrouter.extensions import load_extensions
     from labelrouter.graph.draw import draw
     from labelrouter.graph.inference import build_inference_graph
     from labelrouter.training.graph import build_training_graph
 
-    builders = {"inference": build_inference_graph, "train": build_training_graph}
+    builders = {"inference": lambda: build_inference_graph(extensions=load_extensions(_settings().extensions)),
+                "train": build_training_graph}
     if which not in builders:
         raise LabelRouterError(f"unknown graph {which!r}: use inference or train")
     if fmt not in ("mermaid", "ascii", "png"):

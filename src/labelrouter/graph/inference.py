@@ -9,27 +9,38 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from labelrouter.context import LabelerContext
+from labelrouter.extensions import PLACES, Extension
 from labelrouter.nodes import apply, label_router, summarize
 from labelrouter.state import LabelingInput, LabelingOutput, LabelingState
 
 
-def build_inference_graph(*, default_context: Callable[[], LabelerContext] | None = None) -> StateGraph:
+def build_inference_graph(*, extensions: list[Extension] | None = None,
+                          default_context: Callable[[], LabelerContext] | None = None) -> StateGraph:
     """The uncompiled builder: compile it with or without a checkpointer, or add nodes first.
 
     Nodes get their dependencies from `runtime.context` (a `LabelerContext`), e.g.
     `build_inference_graph().compile().invoke({"message": msg}, context=ctx)`; a run without one fails.
-    `default_context` is for hosts that cannot pass a context (the `langgraph.json` entry): a run that
-    brings none gets the one it returns.
+    `extensions` are placed before label_router, between it and apply, or after apply, in the order
+    given (labelrouter.extensions). `default_context` is for hosts that cannot pass a context (the
+    `langgraph.json` entry): a run that brings none gets the one it returns.
     """
     builder = StateGraph(
         LabelingState, context_schema=LabelerContext, input_schema=LabelingInput, output_schema=LabelingOutput
     )
-    for name, node in (("summarize", summarize), ("label_router", label_router), ("apply", apply)):
-        builder.add_node(name, node if default_context is None else _with_default(node, default_context))
-    builder.add_edge(START, "summarize")
-    builder.add_edge("summarize", "label_router")
-    builder.add_edge("label_router", "apply")
-    builder.add_edge("apply", END)
+    checked = [e.validate() for e in extensions or ()]  # every one, so none is silently left out
+    placed = {place: [e for e in checked if e.place == place] for place in PLACES}
+    steps: list[tuple[str, Any]] = [
+        ("summarize", summarize), *((e.name, e.as_node()) for e in placed["before_router"]),
+        ("label_router", label_router), *((e.name, e.as_node()) for e in placed["after_router"]),
+        ("apply", apply), *((e.name, e.as_node()) for e in placed["after_apply"]),
+    ]
+    previous = START
+    for name, node in steps:
+        wrapped = node if default_context is None or hasattr(node, "invoke") else _with_default(node, default_context)
+        builder.add_node(name, wrapped)
+        builder.add_edge(previous, name)
+        previous = name
+    builder.add_edge(previous, END)
     return builder
 
 

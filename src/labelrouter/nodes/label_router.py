@@ -89,6 +89,8 @@ def score_embeddings(embeddings: np.ndarray, ctx: LabelerContext) -> Scores:
 
 def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
     ctx = context_of(runtime)
+    if state.routing is not None:
+        return {}  # an extension before the router decided (e.g. a sender rule): nothing to route
     if not state.message.has_content:
         return {"routing": no_content_routing(ctx), "embedding": None}
     text = embedding_text(state.message, state.summary, ctx.snippet_chars)

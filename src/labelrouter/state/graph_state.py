@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -55,6 +55,10 @@ class ApplyResult(BaseModel):
     detail: str = ""
 
 
+def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    return {**(left or {}), **(right or {})}
+
+
 class LabelingInput(BaseModel):
     message: EmailMessage
 
@@ -72,6 +76,8 @@ class LabelingState(BaseModel):
     errors: Annotated[list[str], operator.add] = Field(
         default_factory=list, description="What degraded (e.g. LLM summarizer down)."
     )
+    # What extension nodes add, keyed by extension name (merged, so several extensions may write).
+    extensions: Annotated[dict[str, Any], _merge] = Field(default_factory=dict)
 
 
 class LabelingOutput(BaseModel):
@@ -80,3 +86,4 @@ class LabelingOutput(BaseModel):
     routing: Routing | None = None
     applied: ApplyResult | None = None
     errors: list[str] = Field(default_factory=list)
+    extensions: dict[str, Any] = Field(default_factory=dict)
