@@ -80,3 +80,37 @@ def test_bad_extension_specs_are_one_line_errors(ext_env):
         load_extensions("my_ext_pkg:extension,my_ext_pkg:extension", installed=False)
     result = runner.invoke(app, ["graph"], env={**ext_env, "LABELROUTER_EXTENSIONS": "my_ext_pkg:EXT_MISSING"})
     assert result.exit_code == 2 and result.stderr.startswith("error:") and "Traceback" not in result.output
+
+
+def _rules(tmp_path, rules) -> dict[str, str]:
+    path = tmp_path / "sender_rules.json"
+    path.write_text(json.dumps({"rules": rules}, ensure_ascii=False))
+    return {"LABELROUTER_HOME": str(tmp_path / "home"), "LABELROUTER_LABELS_PATH": str(LABELS_JSON),
+            "LABELROUTER_SENDER_RULES_PATH": str(path)}
+
+
+def test_a_sender_rule_overrides_the_router_and_says_so(tmp_path, encoder):
+    env = _rules(tmp_path, [{"match": "*@travel-deals.example", "label": "🛒-shopping-promotions"},
+                            {"match": "mybank.example", "label": "💰-finance-banking"}])
+    path = tmp_path / "m.eml"
+    # Reads like a travel booking; the sender rule says it is the bank.
+    path.write_bytes(eml("Flight booking confirmation", "Your flight to Lisbon is confirmed.",
+                         sender="Alerts <alerts@cards.mybank.example>"))
+    data = json.loads(runner.invoke(app, ["label", str(path)], env=env).stdout)
+    assert data["label"] == "💰-finance-banking" and data["reason"] == "sender-rule" and data["confidence"] == 1.0
+    assert data["extensions"]["sender_rules"] == {"rule": 1, "match": "mybank.example",
+                                                  "sender": "alerts@cards.mybank.example"}
+    assert data["final_scores"]["💰-finance-banking"] == 100.0
+    path.write_bytes(eml("Flight booking confirmation", "Your flight to Lisbon is confirmed.",
+                         sender="someone@notmybank.example"))
+    data = json.loads(runner.invoke(app, ["label", str(path)], env=env).stdout)
+    assert data["label"] == "✈️-travel-bookings" and data["reason"] == "argmax" and data["extensions"] == {}
+
+
+def test_a_sender_rule_naming_an_unknown_label_is_a_clear_error(tmp_path, encoder):
+    env = _rules(tmp_path, [{"match": "x.example", "label": "no-such-label"}])
+    path = tmp_path / "m.eml"
+    path.write_bytes(eml("hi", "there", sender="a@x.example"))
+    result = runner.invoke(app, ["label", str(path)], env=env)
+    assert result.exit_code == 1
+    assert "rules[0] ('x.example'): unknown label 'no-such-label'" in json.loads(result.stdout)["error"]

@@ -44,6 +44,8 @@ class LabelerContext:
     store: Store | None = None
     batcher: MicroBatcher | None = None
     snippet_chars: int = 1_500
+    # The settings the context was built from, for extensions that need their own configuration.
+    settings: Any = None
     _active: tuple[str, LabelIndex] | None = field(default=None, repr=False)
 
     @property

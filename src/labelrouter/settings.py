@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     # Extension nodes not installed as packages: module:attr,... (installed ones register the entry-point
     # group `labelrouter.nodes`). See docs/extending.md.
     extensions: str | None = None
+    # The shipped sender-rules extension reads this file when it exists (docs/extending.md).
+    sender_rules_path: Path = Field(default_factory=lambda: _default_config("sender_rules.json"))
 
     # Summarizer: "auto" uses Gemini when a key is set, the offline summarizer otherwise.
     summarizer: Literal["auto", "offline", "gemini"] = "auto"

@@ -41,6 +41,7 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
         index=LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir),
         params=params, head=head, mode=mode, mailbox=mailbox, mailbox_ids=mailbox_ids, known_label_ids=known,
         store=store, snippet_chars=settings.snippet_chars, archive_threshold_default=settings.archive_threshold,
+        settings=settings,
     )
 
 
