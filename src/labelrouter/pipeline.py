@@ -152,14 +152,14 @@ class Labeler:
                                   fallback=bool(row["fallback"]))
             try:
                 if not mailbox.label_ids(mid):
-                    store.abandon_intent(mid, "message left the mailbox before its label was confirmed")
-                    outcomes.append(dataclasses.replace(base, status="failed", error="message left the mailbox"))
+                    gone = "message left the mailbox before its label was confirmed"
+                    store.abandon_intent(mid, gone)
+                    outcomes.append(dataclasses.replace(base, status="failed", error=gone))
                     continue
                 label_id = ctx.mailbox_ids.get(label) or row["intent_label_id"]
                 if not label_id:
                     raise LabelRouterError(f"interrupted decision names label {label!r}, which has no mailbox id")
-                result = finish_apply(mailbox, ctx.mailbox_ids, ctx.known_label_ids, store, mid, label,
-                                      str(label_id), bool(row["archived"]), status="repaired",
+                result = finish_apply(ctx, mid, label, str(label_id), bool(row["archived"]), status="repaired",
                                       detail="finished an interrupted apply")
                 outcomes.append(dataclasses.replace(base, label=result.label, status="repaired"))
             except Exception as exc:  # noqa: BLE001 - one message's repair failing is that message's failure

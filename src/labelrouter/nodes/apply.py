@@ -14,9 +14,7 @@ from langgraph.runtime import Runtime
 
 from labelrouter.context import LabelerContext, context_of
 from labelrouter.errors import MailboxError
-from labelrouter.mail.mailbox import Mailbox
 from labelrouter.state import ApplyResult, LabelingState, Routing
-from labelrouter.store.base import Store
 
 
 def archive_decision(routing: Routing, label_archives: bool) -> tuple[bool, str]:
@@ -32,22 +30,22 @@ def archive_decision(routing: Routing, label_archives: bool) -> tuple[bool, str]
     return True, ""
 
 
-def finish_apply(mailbox: Mailbox, mailbox_ids: dict[str, str], known_label_ids: set[str], store: Store | None,
-                 message_id: str, label: str, label_id: str, archive: bool, *, status: str = "applied",
-                 detail: str = "") -> ApplyResult:
+def finish_apply(ctx: LabelerContext, message_id: str, label: str, label_id: str, archive: bool, *,
+                 status: str = "applied", detail: str = "") -> ApplyResult:
     """Change the mailbox (idempotently) and complete the stored intent. Shared by `apply` and the repair
     of interrupted runs. When the message already carried one of our labels, that label is what stands."""
-    change = mailbox.apply_label(message_id, label_id, archive=archive, known_label_ids=known_label_ids)
-    by_id = {v: k for k, v in mailbox_ids.items()}
-    carried = [by_id.get(i, i) for i in change.label_ids_after if i in known_label_ids]
+    assert ctx.mailbox is not None
+    change = ctx.mailbox.apply_label(message_id, label_id, archive=archive, known_label_ids=ctx.known_label_ids)
+    by_id = {v: k for k, v in ctx.mailbox_ids.items()}
+    carried = [by_id.get(i, i) for i in change.label_ids_after if i in ctx.known_label_ids]
     standing = label if label in carried or not carried else carried[0]
     result = ApplyResult(
         status=status if change.changed or status == "repaired" else "unchanged", label=standing,
         archive=archive and "INBOX" not in change.label_ids_after, label_ids_before=change.label_ids_before,
         label_ids_after=change.label_ids_after, detail="; ".join(d for d in (detail, change.detail) if d),
     )
-    if store is not None:
-        store.complete(message_id, result)
+    if ctx.store is not None:
+        ctx.store.complete(message_id, result)
     return result
 
 
@@ -79,6 +77,5 @@ def apply(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, A
             return {"applied": ApplyResult(status="unchanged", label=routing.label, archive=False,
                                            label_ids_before=state.message.label_ids,
                                            detail="already recorded by another run; left alone")}
-    result = finish_apply(ctx.mailbox, ctx.mailbox_ids, ctx.known_label_ids, ctx.store, state.message.id,
-                          routing.label, label_id, archive, detail=why_not)
+    result = finish_apply(ctx, state.message.id, routing.label, label_id, archive, detail=why_not)
     return {"applied": result}
