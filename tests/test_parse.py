@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from labelrouter.errors import MessageParseError
-from labelrouter.mail.parse import parse_message, split_messages
+from labelrouter.mail.parse import ParseLimits, parse_message, split_messages
 from tests.helpers import eml
 
 
 def test_plain_message_headers_and_snippet():
-    msg = parse_message(eml("Hello there", "Line one.\n\nLine two."), snippet_chars=8)
+    msg = parse_message(eml("Hello there", "Line one.\n\nLine two."), limits=ParseLimits(snippet_chars=8))
     assert msg.subject == "Hello there"
     assert msg.sender == "Ann <ann@example.com>"
     assert msg.recipients == ["you@example.org"]
@@ -100,10 +100,10 @@ def test_huge_message_is_capped_and_flagged():
     body = ("This is a long line of a very large newsletter. " * 100 + "\n") * 1100  # ~5.4 MB
     raw = eml("Huge", body)
     assert len(raw) > 5_000_000
-    msg = parse_message(raw, max_body_chars=20_000)
+    msg = parse_message(raw, limits=ParseLimits(max_body_chars=20_000))
     assert msg.truncated and len(msg.body) == 20_000
     with pytest.raises(MessageParseError, match="over the 1,000,000-byte cap"):
-        parse_message(raw, max_bytes=1_000_000)
+        parse_message(raw, limits=ParseLimits(max_bytes=1_000_000))
 
 
 def test_attachments_are_not_read_as_body():

@@ -28,7 +28,7 @@ from pathlib import Path
 from charset_normalizer import from_bytes
 
 from labelrouter.errors import MessageParseError
-from labelrouter.mail.clean import clean_body
+from labelrouter.mail.clean import clean_body, drop_invisible_chars
 from labelrouter.state.message import EmailMessage
 
 _KNOWN_HEADERS = {"from", "to", "subject", "date", "message-id", "content-type", "mime-version", "received", "cc"}
@@ -273,16 +273,9 @@ def parse_message(
     message_id: str | None = None,
     label_ids: list[str] | None = None,
     limits: ParseLimits | None = None,
-    max_bytes: int | None = None,
-    max_body_chars: int | None = None,
-    snippet_chars: int | None = None,
 ) -> EmailMessage:
     """Parse one raw message. Raises MessageParseError when there is nothing usable that is an email."""
     limits = limits or ParseLimits()
-    overrides = {k: v for k, v in (("max_bytes", max_bytes), ("max_body_chars", max_body_chars),
-                                   ("snippet_chars", snippet_chars)) if v is not None}
-    if overrides:
-        limits = ParseLimits(**{**limits.__dict__, **overrides})
     if not raw or not raw.strip():
         raise MessageParseError("empty message: no headers and no body")
     if len(raw) > limits.max_bytes:
@@ -353,8 +346,9 @@ def _parse(raw: bytes, message_id: str | None, label_ids: list[str] | None, limi
 
 
 def _printable(text: str) -> str:
-    """Header text without control or invisible format characters (a header is one line)."""
-    return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf")).strip()
+    """Header text without invisible characters (as bodies, clean.drop_invisible_chars) or control
+    characters (a header is one line)."""
+    return "".join(c for c in drop_invisible_chars(text) if unicodedata.category(c) != "Cc").strip()
 
 
 def is_mbox(raw: bytes) -> bool:
