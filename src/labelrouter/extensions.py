@@ -58,7 +58,7 @@ class Extension:
 
     def as_node(self) -> Callable[..., Any]:
         """The node LangGraph runs: the extension's, with its writes checked on every call."""
-        if hasattr(self.node, "invoke") and not callable(getattr(self.node, "__code__", None)):
+        if hasattr(self.node, "invoke"):
             return self.node  # a compiled subgraph: LangGraph maps state in and out itself
         node, name, allowed = self.node, self.name, set(self.writes)
 
