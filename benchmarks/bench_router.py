@@ -32,8 +32,8 @@ import torch  # noqa: E402
 
 from labelrouter.graph.context import build_context  # noqa: E402
 from labelrouter.labels import load_label_set  # noqa: E402
-from labelrouter.nodes.label_router import embedding_text  # noqa: E402
 from labelrouter.pipeline import Labeler  # noqa: E402
+from labelrouter.router import embedding_text  # noqa: E402
 from labelrouter.settings import PROJECT_ROOT, load_settings  # noqa: E402
 from labelrouter.summarize import offline_summary  # noqa: E402
 

@@ -13,8 +13,8 @@ from labelrouter.graph.context import build_context
 from labelrouter.labels import load_label_set
 from labelrouter.mail.maildir import LocalMaildir
 from labelrouter.mail.parse import parse_message
-from labelrouter.nodes.label_router import embedding_text
 from labelrouter.pipeline import Labeler
+from labelrouter.router import embedding_text
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.summarize import offline_summary

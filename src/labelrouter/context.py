@@ -8,7 +8,6 @@ error, not a silent fallback (only the `langgraph.json` entry builds one from th
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,9 +17,8 @@ from labelrouter.labels import LabelSet
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.batching import MicroBatcher
 from labelrouter.models.encoder import Encoder
-from labelrouter.models.head import ColdStartHead, Head
-from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.scoring import ScoringParams
+from labelrouter.models.head import Head
+from labelrouter.router import Router
 from labelrouter.store.base import Store
 from labelrouter.summarize import Summarizer
 
@@ -29,54 +27,33 @@ Mode = Literal["apply", "dry-run", "decide"]
 
 @dataclass
 class LabelerContext:
-    labels: LabelSet
+    router: Router  # labels, label vectors, head, scoring parameters: everything that decides a label
     encoder: Encoder
-    index: LabelIndex
     summarizer: Summarizer
-    params: ScoringParams = field(default_factory=ScoringParams)
-    head: Head = field(default_factory=ColdStartHead)
     mode: Mode = "decide"  # decide: explain only; dry-run: say what apply would do; apply: do it and persist
     mailbox: Mailbox | None = None
     mailbox_ids: dict[str, str] = field(default_factory=dict)  # label name → mailbox label id
     # Mailbox label ids that count as "ours": this config's and every label labelrouter created before.
     known_label_ids: set[str] = field(default_factory=set)
-    archive_threshold_default: float = 0.8
     store: Store | None = None
     batcher: MicroBatcher | None = None
-    snippet_chars: int = 1_500
     # The settings the context was built from, for extensions that need their own configuration.
     settings: Any = None
-    _active: tuple[str, LabelIndex] | None = field(default=None, repr=False)
+
+    @property
+    def labels(self) -> LabelSet:
+        return self.router.labels
+
+    @property
+    def head(self) -> Head:
+        return self.router.head
 
     @property
     def model_version(self) -> str:
-        return f"{self.encoder.version}+head:{self.head.version}"
-
-    @property
-    def active_index(self) -> LabelIndex:
-        """Label vectors in use: descriptions, with the current head's refreshed vectors where it has them."""
-        key = self.head.version
-        if self._active is None or self._active[0] != key:
-            self._active = (key, self.index.with_vectors(getattr(self.head, "label_vectors", {}) or {}))
-        return self._active[1]
-
-    @property
-    def scoring(self) -> ScoringParams:
-        """Scoring parameters; a promoted head brings its own refit fallback threshold."""
-        threshold = (getattr(self.head, "thresholds", None) or {}).get("fallback")
-        return self.params if threshold is None else dataclasses.replace(self.params, threshold=float(threshold))
+        return self.router.model_version
 
     def archive_threshold(self, label: str) -> float | None:
-        """Confidence a label that archives needs to take the message out of the inbox (None: it does not
-        archive). The label's own `archive_confidence`, else the current head's refit one, else the setting;
-        never below the fallback threshold."""
-        entry = self.labels.get(label)
-        if not entry.archive:
-            return None
-        head_value = (getattr(self.head, "thresholds", None) or {}).get("archive")
-        value = entry.archive_confidence if entry.archive_confidence is not None else (
-            float(head_value) if head_value is not None else self.archive_threshold_default)
-        return max(float(value), self.scoring.threshold)
+        return self.router.archive_threshold(label)
 
     def embed(self, text: str) -> np.ndarray:
         if self.batcher is not None:

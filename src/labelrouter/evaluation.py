@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,74 +22,39 @@ import numpy as np
 
 from labelrouter.errors import ConfigError
 from labelrouter.labels import Label, LabelSet
+from labelrouter.metrics import decision_metrics, fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.scoring import ScoringParams, score
+from labelrouter.models.scoring import ScoringParams
+from labelrouter.router import Router
+from labelrouter.splits import holdout
 from labelrouter.training.head import refresh_label_vectors, train_linear_head
 from labelrouter.training.importer import LabeledSet, row_text
-from labelrouter.training.metrics import ece, fit_threshold, macro_f1, risk_coverage
 
 TARGET_PRECISION = 0.90
+VAL_FRACTION = 0.2
 
 
 def _splits(rows: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]]:
+    """The set's own train/val/test; otherwise the split policy (`labelrouter.splits`): newest half tests,
+    and validation is the newest 20 % of train."""
     has = {r.get("split") for r in rows}
+    dates = [r.get("date") for r in rows]
     if "train" in has and "test" in has:
         train = [i for i, r in enumerate(rows) if r.get("split") == "train"]
         test = [i for i, r in enumerate(rows) if r.get("split") == "test"]
         val = [i for i, r in enumerate(rows) if r.get("split") == "val"]
     else:
-        order = sorted(range(len(rows)), key=lambda i: (str(rows[i].get("date") or ""), i))
-        train, test, val = order[: len(order) // 2], order[len(order) // 2 :], []
+        train, test = holdout(range(len(rows)), dates, 0.5)
+        val = []
     if not val:
-        if all(rows[i].get("date") for i in train):  # the newest 20 % of train validate
-            train = sorted(train, key=lambda i: str(rows[i]["date"]))
-        else:  # undated rows have no time order (data files are often grouped by label): a seeded 20 %
-            train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
-        cut = int(len(train) * 0.8)
-        train, val = train[:cut], train[cut:]
+        train, val = holdout(train, dates, VAL_FRACTION)
     return train, val, test
 
 
 def _ranked(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")
-
-
-def _metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: LabelSet, *,
-             confidence: np.ndarray | None = None, threshold: float | None = None,
-             train_dist: np.ndarray | None = None) -> dict[str, Any]:
-    """Metrics over in-scope rows (gold ≥ 0)."""
-    correct = pred == gold
-    errors = np.nonzero(~correct)[0]
-    parents = [lb.parent for lb in labels.labels]
-    hier = any(p is not None for p in parents)
-    out: dict[str, Any] = {
-        "top1": float(correct.mean()),
-        "recall@5": float(np.mean([g in r[:5] for g, r in zip(gold, ranking, strict=True)])),
-        "recall@20": float(np.mean([g in r[:20] for g, r in zip(gold, ranking, strict=True)])),
-        "macro_f1": macro_f1(gold, pred),
-        "sibling_error_share": (float(np.mean([parents[pred[i]] is not None and parents[pred[i]] == parents[gold[i]]
-                                               for i in errors])) if hier and errors.size else None),
-        "sibling_chance_rate": _sibling_chance(gold, parents) if hier else None,
-    }
-    if train_dist is not None:  # drift: total variation between predicted and training label distributions
-        predicted = np.bincount(pred, minlength=len(train_dist)) / len(pred)
-        out["drift_tv"] = float(0.5 * np.abs(predicted - train_dist).sum())
-    if confidence is not None and threshold is not None:
-        kept = confidence >= threshold
-        out.update(fallback_rate=float(1 - kept.mean()), threshold=threshold, ece=ece(confidence, correct),
-                   non_fallback_precision=float(correct[kept].mean()) if kept.any() else None,
-                   risk_coverage=risk_coverage(confidence, correct))
-    out["errors_by_parent"] = dict(Counter(str(parents[gold[i]]) for i in errors).most_common())
-    return out
-
-
-def _sibling_chance(gold: np.ndarray, parents: list[str | None]) -> float:
-    """Share of errors that would be sibling confusions if a wrong label were drawn uniformly."""
-    n = len(parents)
-    counts = Counter(p for p in parents if p is not None)
-    return float(np.mean([(counts[parents[g]] - 1) / (n - 1) if parents[g] is not None else 0.0 for g in gold]))
 
 
 class Evaluator:
@@ -110,53 +74,43 @@ class Evaluator:
         self.embed_s = time.perf_counter() - start
         self.gold = np.array([self.labels.index(r["label"]) for r in data.rows])
         self.index = LabelIndex.build(self.labels, encoder)
+        self.router = Router(self.labels, self.index, ColdStartHead(), params, encoder.version)
 
     # -- scoring -------------------------------------------------------------------------------
     def _in_scope(self, idx: list[int]) -> list[int]:
         return [i for i in idx if self.data.rows[i]["label"] != self.data.oos_label]
 
-    def _router_x_head(self, head: Head, index: LabelIndex, idx: list[int]):
-        X = self.X[idx]
-        return score(index.similarities(X), head.weights(X, self.labels.names), self.params, index.routable,
-                     has_fallback=self.labels.fallback is not None)
-
-    def _fit(self, idx: list[int]):
+    def _fit(self, idx: list[int]) -> Router:
+        """The Router with a head trained on `idx` (and the label vectors it refreshes), as training does."""
         X, y = self.X[idx], [self.data.rows[i]["label"] for i in idx]
         head = train_linear_head(X, y, embedder=self.encoder.version, version="eval", label_order=self.labels.names)
-        return head, self.index.with_vectors(refresh_label_vectors(self.index, X, y))
+        head.label_vectors = refresh_label_vectors(self.index, X, y)
+        return self.router.with_head(head)
 
-    def _configs(self, head: Head | None, index: LabelIndex) -> dict[str, dict[str, Any]]:
+    def _configs(self, trained: Router | None) -> dict[str, dict[str, Any]]:
         """Every configuration on the test split, thresholds and blend weight tuned on validation."""
         test, val = self._in_scope(self.test), self.val
-        train_dist = np.bincount(self.gold[self._in_scope(self.train)], minlength=len(self.labels)) / max(1, len(self._in_scope(self.train)))
-        results: dict[str, dict[str, Any]] = {}
-        cold = self._router_x_head(ColdStartHead(), self.index, self.test)
-        cold_val = self._router_x_head(ColdStartHead(), self.index, val)
-        t_cold = fit_threshold(cold_val.confidence, cold_val.top == self.gold[val], self.target_precision)
+        in_train = self._in_scope(self.train)
+        train_dist = np.bincount(self.gold[in_train], minlength=len(self.labels)) / max(1, len(in_train))
         mask = np.isin(self.test, test)
-        results["router_only"] = _metrics(cold.top[mask], cold.topk[mask], self.gold[test], self.labels,
-                                          confidence=cold.confidence[mask], threshold=t_cold, train_dist=train_dist)
-        results["router_only"]["outside_topk_error_share"] = self._outside(cold, mask, test)
+        results: dict[str, dict[str, Any]] = {}
+        cold, cold_val = self.router.score(self.X[self.test]), self.router.score(self.X[val])
+        t_cold = fit_threshold(cold_val.confidence, cold_val.top == self.gold[val], self.target_precision)
+        results["router_only"] = router_metrics(cold.rows(mask), self.gold[test], self.labels, t_cold,
+                                                train_dist=train_dist)
         self._oos(results["router_only"], cold, t_cold)
-        if head is None:
+        if trained is None:
             return results
-        hx = head.weights(self.X[self.test], self.labels.names)
-        results["head_only"] = _metrics(hx[mask].argmax(1), _ranked(hx[mask]), self.gold[test], self.labels,
-                                        train_dist=train_dist)
-        s, s_val = self._router_x_head(head, index, self.test), self._router_x_head(head, index, val)
+        hx = trained.head.weights(self.X[self.test], self.labels.names)
+        results["head_only"] = decision_metrics(hx[mask].argmax(1), _ranked(hx[mask]), self.gold[test], self.labels,
+                                                train_dist=train_dist)
+        s, s_val = trained.score(self.X[self.test]), trained.score(self.X[val])
         t = fit_threshold(s_val.confidence, s_val.top == self.gold[val], self.target_precision)
-        results["router_x_head"] = _metrics(s.top[mask], s.topk[mask], self.gold[test], self.labels,
-                                            confidence=s.confidence[mask], threshold=t, train_dist=train_dist)
-        results["router_x_head"]["outside_topk_error_share"] = self._outside(s, mask, test)
+        results["router_x_head"] = router_metrics(s.rows(mask), self.gold[test], self.labels, t, train_dist=train_dist)
         results["router_x_head"]["final_differs_from_head_share"] = float(np.mean(s.top[mask] != hx[mask].argmax(1)))
         self._oos(results["router_x_head"], s, t)
-        results["blend"] = self._blend(s, s_val, head, mask, test, train_dist)
+        results["blend"] = self._blend(s, s_val, trained.head, mask, test, train_dist)
         return results
-
-    def _outside(self, s, mask: np.ndarray, test: list[int]) -> float:
-        wrong = s.top[mask] != self.gold[test]
-        outside = [g not in k for g, k in zip(self.gold[test], s.topk[mask], strict=True)]
-        return float(np.mean(np.array(outside)[wrong])) if wrong.any() else 0.0
 
     def _oos(self, metrics: dict[str, Any], s, threshold: float) -> None:
         if not self.data.oos_label:
@@ -177,20 +131,20 @@ class Evaluator:
         val_top1 = [np.mean(blended(s_val, self.val, a).argmax(1) == self.gold[self.val]) for a in alphas]
         alpha = float(alphas[int(np.argmax(val_top1))])
         b = blended(s, self.test, alpha)[mask]
-        out = _metrics(b.argmax(1), _ranked(b), self.gold[test], self.labels, train_dist=train_dist)
+        out = decision_metrics(b.argmax(1), _ranked(b), self.gold[test], self.labels, train_dist=train_dist)
         out["alpha"] = alpha
         return out
 
     def _speed(self, n: int = 50) -> dict[str, float]:
         """Batch throughput (embedding + scoring) and the latency of one message at a time."""
         start = time.perf_counter()
-        self._router_x_head(ColdStartHead(), self.index, list(range(len(self.data.rows))))
+        self.router.score(self.X)
         batch_s = self.embed_s + time.perf_counter() - start
         latencies = []
         for i in self.test[:n]:
             start = time.perf_counter()
             x = self.encoder.encode([row_text(self.data.rows[i])])
-            score(self.index.similarities(x), np.ones((1, len(self.labels))), self.params, self.index.routable)
+            self.router.score(x)
             latencies.append((time.perf_counter() - start) * 1000)
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (float("nan"), float("nan"))
         return {"throughput_msgs_per_s": round(len(self.data.rows) / batch_s, 1),
@@ -208,7 +162,7 @@ class Evaluator:
         decision = model.decision_function(vectorizer.transform(text(test)))
         full = np.full((len(test), len(self.labels)), -np.inf)
         full[:, model.classes_] = decision if decision.ndim == 2 else np.c_[-decision, decision]
-        return _metrics(full.argmax(1), _ranked(full), self.gold[test], self.labels)
+        return decision_metrics(full.argmax(1), _ranked(full), self.gold[test], self.labels)
 
     # -- protocols -----------------------------------------------------------------------------
     def run(self, protocol: str, ks: list[int]) -> dict[str, Any]:
@@ -218,13 +172,13 @@ class Evaluator:
                                   "target_precision": self.target_precision,
                                   **self._speed()}
         if protocol == "cold":
-            report["configs"] = self._configs(None, self.index)
+            report["configs"] = self._configs(None)
         elif protocol == "full":
             self.progress("training the head on all of train")
             start = time.perf_counter()
-            head, index = self._fit(train)
+            trained = self._fit(train)
             report["head_train_s"] = round(time.perf_counter() - start, 2)
-            report["configs"] = self._configs(head, index)
+            report["configs"] = self._configs(trained)
             self.progress("baselines")
             report["baselines"] = {"tfidf_svm": self.tfidf_svm(train), "frozen_lr": report["configs"]["head_only"]}
         elif protocol == "fewshot":
@@ -244,8 +198,7 @@ class Evaluator:
                 self.progress(f"few-shot k={k}, draw {seed + 1}/{self.seeds}")
                 rng = np.random.default_rng(seed)
                 sample = [i for rows in by_label.values() for i in rng.choice(rows, min(k, len(rows)), replace=False)]
-                head, index = self._fit(sample)
-                configs = self._configs(head, index)
+                configs = self._configs(self._fit(sample))
                 for name in ("router_x_head", "head_only", "router_only"):
                     runs[name].append(configs[name]["top1"])
                 runs["tfidf_svm"].append(self.tfidf_svm(sample)["top1"])

@@ -25,7 +25,7 @@ from labelrouter.context import context_of
 from labelrouter.errors import ConfigError
 from labelrouter.extensions import Extension
 from labelrouter.labels import LabelSet, read_json
-from labelrouter.state import LabelingState, Routing
+from labelrouter.state import LabelingState
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,7 @@ def apply_sender_rules(state: LabelingState, runtime: Any) -> dict[str, Any]:
     rule = next((r for r in load_rules(path, ctx.labels) if r.matches(address)), None)
     if rule is None:
         return {}
-    names = ctx.labels.names
-    weights = {name: (100.0 if name == rule.label else 0.0) for name in names}
-    routing = Routing(
-        label=rule.label, top_label=rule.label, router_weights=weights, head_weights={n: 1.0 for n in names},
-        final_scores=dict(weights), candidates=[], confidence=1.0, margin=100.0, threshold=ctx.scoring.threshold,
-        archive_threshold=ctx.archive_threshold(rule.label), fallback=False, reason="sender-rule",
-        model_version=ctx.model_version, encoder_version=ctx.encoder.version, labels_hash=ctx.labels.fingerprint(),
-    )
+    routing = ctx.router.decided(rule.label, reason="sender-rule")
     return {"routing": routing,
             "extensions": {"sender_rules": {"rule": rule.index, "match": rule.match, "sender": address}}}
 

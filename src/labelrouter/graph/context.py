@@ -7,10 +7,10 @@ from functools import lru_cache
 from labelrouter.context import LabelerContext, Mode
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
-from labelrouter.models.encoder import encoder_for
+from labelrouter.models.encoder import Encoder, encoder_for
 from labelrouter.models.head import CurrentHead
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.scoring import ScoringParams
+from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
 from labelrouter.summarize import OfflineSummarizer, Summarizer, gemini_summarizer
@@ -27,21 +27,21 @@ def build_summarizer(settings: Settings) -> Summarizer:
 
 
 def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox | None = None,
-                  store: Store | None = None, labels: LabelSet | None = None) -> LabelerContext:
-    """Everything from settings: labels, encoder (cached per process), label vectors, head, summarizer."""
+                  store: Store | None = None, labels: LabelSet | None = None,
+                  encoder: Encoder | None = None) -> LabelerContext:
+    """Everything from settings: labels, encoder (cached per process), label vectors, head, summarizer.
+    `encoder` replaces the settings' one (tests pass a stub)."""
     labels = labels or load_label_set(settings.labels_path)
-    encoder = encoder_for(settings)
+    encoder = encoder or encoder_for(settings)
     head = CurrentHead(settings.resolved_models_dir, embedder=encoder.version, dim=encoder.dim)
-    params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
     # Only a real run creates missing labels; a dry run must leave the mailbox exactly as it was.
     mailbox_ids = mailbox.ensure_labels(labels.names, create=mode == "apply") if mailbox is not None else {}
     known = set(mailbox_ids.values()) | (mailbox.our_label_ids() if mailbox is not None else set())
+    router = Router.from_settings(settings, labels, LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir),
+                                  head)
     return LabelerContext(
-        labels=labels, encoder=encoder, summarizer=build_summarizer(settings),
-        index=LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir),
-        params=params, head=head, mode=mode, mailbox=mailbox, mailbox_ids=mailbox_ids, known_label_ids=known,
-        store=store, snippet_chars=settings.snippet_chars, archive_threshold_default=settings.archive_threshold,
-        settings=settings,
+        router=router, encoder=encoder, summarizer=build_summarizer(settings), mode=mode, mailbox=mailbox,
+        mailbox_ids=mailbox_ids, known_label_ids=known, store=store, settings=settings,
     )
 
 

@@ -46,7 +46,20 @@ HEAD_KINDS = ("linear-softmax",)
 
 
 class Head(Protocol):
-    version: str
+    """Everything callers use of a head: its version, its per-label weights, the thresholds and metrics it
+    was promoted with, and the label vectors it refreshed (empty when it brings none)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def thresholds(self) -> dict[str, float]: ...
+
+    @property
+    def metrics(self) -> dict[str, Any]: ...
+
+    @property
+    def label_vectors(self) -> dict[str, np.ndarray]: ...
 
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         """(n, dim) embeddings → (n, len(labels)) weights in [0, 1], columns in `labels` order."""
@@ -56,7 +69,18 @@ class ColdStartHead:
     """Before any training: 1.0 for every label, so the final score is the router weight."""
 
     version = "cold-start"
-    label_vectors: dict[str, np.ndarray] = {}  # noqa: RUF012 (read-only: descriptions only)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {}  # the settings' fallback and archive thresholds apply
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def label_vectors(self) -> dict[str, np.ndarray]:
+        return {}  # descriptions only
 
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         return np.ones((embeddings.shape[0], len(labels)), dtype=np.float32)
@@ -268,11 +292,15 @@ class CurrentHead:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return dict(getattr(self.head, "thresholds", {}) or {})
+        return self.head.thresholds
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.head.metrics
 
     @property
     def label_vectors(self) -> dict[str, np.ndarray]:
-        return getattr(self.head, "label_vectors", {}) or {}
+        return self.head.label_vectors
 
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         return self.head.weights(embeddings, labels)

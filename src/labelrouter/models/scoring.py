@@ -14,7 +14,7 @@ that matches no label well gets low weights everywhere and falls back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -40,6 +40,10 @@ class Scores:
     confidence: np.ndarray  # (n,)
     margin: np.ndarray  # (n,)
     fallback: np.ndarray  # (n,) bool
+
+    def rows(self, which: np.ndarray) -> Scores:
+        """The scores of some rows (a boolean mask or indices), e.g. the in-scope part of a test set."""
+        return Scores(*(getattr(self, f.name)[which] for f in fields(self)))
 
 
 def router_weights(similarities: np.ndarray, params: ScoringParams) -> np.ndarray:

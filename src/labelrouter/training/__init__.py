@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from labelrouter.labels import LabelSet, load_label_set
-from labelrouter.models.encoder import encoder_for
+from labelrouter.models.encoder import Encoder, encoder_for
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.scoring import ScoringParams
+from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
 from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
@@ -19,14 +19,13 @@ from labelrouter.training.registry import discard_staged
 
 
 def build_training_context(settings: Settings, store: Store, *, labels: LabelSet | None = None,
-                           **overrides: Any) -> TrainingContext:
+                           encoder: Encoder | None = None, **overrides: Any) -> TrainingContext:
     labels = labels or load_label_set(settings.labels_path)
-    encoder = encoder_for(settings)
-    params = ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
+    encoder = encoder or encoder_for(settings)
     index = LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir)
     overrides.setdefault("archive_target_precision", settings.archive_target_precision)
-    return TrainingContext(store=store, encoder=encoder, labels=labels, index=index,
-                           params=params, models_dir=settings.resolved_models_dir, **overrides)
+    return TrainingContext(store=store, encoder=encoder, router=Router.from_settings(settings, labels, index),
+                           models_dir=settings.resolved_models_dir, **overrides)
 
 
 def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:

@@ -6,8 +6,8 @@ Conditional edges end the run early, saying why, when a stage lacks data or the 
 The retrieval stages (bi-encoder, cross-encoder, distillation) will go between build_datasets and
 train_head: `after_datasets` is where the run will branch to them when there is enough data.
 
-State holds only serializable values (example ids, versions, metrics); embeddings stay in the store and
-are read through the context, and the candidate head is staged on disk until it is promoted.
+State holds only serializable values (example ids, versions, metrics); embeddings stay in the store, the
+context holds only dependencies, and the candidate head is staged until it is promoted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,16 +26,15 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from labelrouter.labels import LabelSet
+from labelrouter.metrics import fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import load_current_head, load_head
-from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.scoring import ScoringParams
+from labelrouter.router import Router
+from labelrouter.splits import holdout
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
 from labelrouter.training import registry
 from labelrouter.training.head import refresh_label_vectors, train_linear_head
-from labelrouter.training.metrics import evaluate as evaluate_head
-from labelrouter.training.metrics import fit_threshold, summarize
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
 KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0.5}
@@ -43,11 +42,12 @@ KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0
 
 @dataclass
 class TrainingContext:
+    """Dependencies only: what a stage needs to read and write. Data moves through state (example ids,
+    versions) and the store (embeddings), so a run can be checkpointed and resumed."""
+
     store: Store
     encoder: Encoder
-    labels: LabelSet
-    index: LabelIndex
-    params: ScoringParams
+    router: Router  # labels, description vectors, scoring parameters (its head is the cold-start one)
     models_dir: Path
     val_fraction: float = 0.2
     min_train: int = 20
@@ -56,17 +56,30 @@ class TrainingContext:
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
     archive_target_precision: float = 0.97  # archiving hides mail: a stricter target for the archive threshold
     C: float = 10.0
-    _rows: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
-    def matrix(self, ids: list[str]) -> tuple[np.ndarray, list[str]]:
-        rows = [self._rows[i] for i in ids]
+    @property
+    def labels(self) -> LabelSet:
+        return self.router.labels
+
+    def examples(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Stored examples by id, in the order of `ids` (embedded by this context's encoder)."""
+        wanted = set(ids)
+        found = {r["example_id"]: r for r in self.store.examples(self.encoder.version) if r["example_id"] in wanted}
+        missing = len(wanted) - len(found)
+        if missing:
+            raise ValueError(f"{missing} examples of this training run are no longer in the store")
+        return [found[i] for i in ids]
+
+    def matrix(self, ids: list[str]) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+        rows = self.examples(ids)
         X = np.vstack([decode_embedding(r["embedding"]) for r in rows]).astype(np.float32)
-        return X, [r["label"] for r in rows]
+        return X, [r["label"] for r in rows], rows
 
 
 class TrainingState(BaseModel):
     n_examples: int = 0
     dropped_unknown_labels: int = 0
+    example_ids: list[str] = Field(default_factory=list)
     train_ids: list[str] = Field(default_factory=list)
     val_ids: list[str] = Field(default_factory=list)
     current_version: str = ""
@@ -82,20 +95,21 @@ def mine_feedback(state: TrainingState, runtime: Runtime[TrainingContext]) -> di
     ctx = runtime.context
     rows = ctx.store.examples(ctx.encoder.version)
     known = [r for r in rows if r["label"] in ctx.labels]
-    ctx._rows = {r["example_id"]: r for r in known}
-    return {"n_examples": len(known), "dropped_unknown_labels": len(rows) - len(known)}
+    return {"n_examples": len(known), "dropped_unknown_labels": len(rows) - len(known),
+            "example_ids": [r["example_id"] for r in known]}
 
 
 def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
-    """Time-ordered split: the newest `val_fraction` of examples validate, the rest train."""
-    ids = list(runtime.context._rows)  # the store returns them oldest first
-    n_val = int(round(len(ids) * runtime.context.val_fraction))
-    return {"train_ids": ids[: len(ids) - n_val], "val_ids": ids[len(ids) - n_val :]}
+    """The split policy (`labelrouter.splits`): the newest `val_fraction` of examples validate."""
+    ctx = runtime.context
+    rows = ctx.examples(state.example_ids)
+    train, val = holdout(range(len(rows)), [r["occurred_at"] for r in rows], ctx.val_fraction)
+    return {"train_ids": [state.example_ids[i] for i in train], "val_ids": [state.example_ids[i] for i in val]}
 
 
 def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
     ctx = runtime.context
-    train_labels = {ctx._rows[i]["label"] for i in state.train_ids}
+    train_labels = {r["label"] for r in ctx.examples(state.train_ids)}
     if len(state.train_ids) < ctx.min_train or len(state.val_ids) < ctx.min_val or len(train_labels) < 2:
         return "not_enough_data"
     # Retrieval stages (train_bi_encoder → train_cross_encoder → distill) will branch from here.
@@ -111,35 +125,37 @@ def not_enough_data(state: TrainingState, runtime: Runtime[TrainingContext]) -> 
 
 def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     ctx = runtime.context
-    X, y = ctx.matrix(state.train_ids)
-    weights = np.array([KIND_WEIGHTS.get(ctx._rows[i]["kind"], 1.0) for i in state.train_ids])
+    X, y, rows = ctx.matrix(state.train_ids)
+    weights = np.array([KIND_WEIGHTS.get(r["kind"], 1.0) for r in rows])
     digest = hashlib.sha256(X.tobytes() + "\n".join(y).encode()).hexdigest()[:8]
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
     head = train_linear_head(X, y, embedder=ctx.encoder.version, version=version, sample_weight=weights,
                              label_order=ctx.labels.names, C=ctx.C)
-    head.label_vectors = refresh_label_vectors(ctx.index, X, y)
+    head.label_vectors = refresh_label_vectors(ctx.router.index, X, y)
     registry.stage(ctx.models_dir, head)
     return {"candidate_version": version}
 
 
 def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
-    """Current vs candidate on the same validation set; refit the candidate's fallback threshold."""
+    """Current vs candidate on the same validation set, both scored by the Router at the current head's
+    threshold; then refit the candidate's fallback, archive and silver-margin thresholds."""
     ctx = runtime.context
-    X, y = ctx.matrix(state.val_ids)
+    X, y, _ = ctx.matrix(state.val_ids)
+    gold = np.array([ctx.labels.index(label) for label in y])
     current = load_current_head(ctx.models_dir, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    current_threshold = getattr(current, "thresholds", {}).get("fallback", ctx.params.threshold)
-    cur_params = ScoringParams(ctx.params.top_k, ctx.params.center, ctx.params.scale, current_threshold)
-    current_index = ctx.index.with_vectors(getattr(current, "label_vectors", {}) or {})
-    cur = summarize(evaluate_head(current, current_index, cur_params, X, y), ctx.labels, current_threshold)
+    current_router = ctx.router.with_head(current)
+    current_threshold = current_router.scoring.threshold
+    cur = router_metrics(current_router.score(X), gold, ctx.labels, current_threshold)
 
     staged = ctx.models_dir / "head" / "candidates" / str(state.candidate_version)
     candidate = load_head(staged, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    ev = evaluate_head(candidate, ctx.index.with_vectors(candidate.label_vectors), cur_params, X, y)
-    threshold = fit_threshold(ev.scores.confidence, ev.correct, ctx.target_precision)
-    archive = max(threshold, fit_threshold(ev.scores.confidence, ev.correct, ctx.archive_target_precision))
-    silver_margin = 100 * fit_threshold(ev.scores.margin / 100, ev.correct, 0.95)
-    cand = summarize(ev, ctx.labels, threshold)
-    cand["fallback_rate_at_current_threshold"] = summarize(ev, ctx.labels, current_threshold)["fallback_rate"]
+    scores = ctx.router.with_head(candidate, threshold=current_threshold).score(X)
+    correct = scores.top == gold
+    threshold = fit_threshold(scores.confidence, correct, ctx.target_precision)
+    archive = max(threshold, fit_threshold(scores.confidence, correct, ctx.archive_target_precision))
+    silver_margin = 100 * fit_threshold(scores.margin / 100, correct, 0.95)
+    cand = router_metrics(scores, gold, ctx.labels, threshold)
+    cand["fallback_rate_at_current_threshold"] = float(np.mean(scores.confidence < current_threshold))
     candidate.thresholds = {"fallback": threshold, "archive": archive, "silver_margin": silver_margin,
                             "target_precision": ctx.target_precision,
                             "archive_target_precision": ctx.archive_target_precision}

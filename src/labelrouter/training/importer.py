@@ -16,7 +16,7 @@ from labelrouter.errors import ConfigError
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.clean import clean_body
 from labelrouter.models.encoder import Encoder
-from labelrouter.nodes.label_router import embedding_text
+from labelrouter.router import embedding_text
 from labelrouter.state import EmailMessage
 from labelrouter.store.base import Store
 from labelrouter.store.records import MAX_STORED_TEXT, utcnow

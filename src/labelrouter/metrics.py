@@ -1,0 +1,115 @@
+"""Metrics of decisions, one module for `eval`, the training gate and the benchmarks.
+
+`decision_metrics` takes any prediction and ranking (a baseline's too); `router_metrics` takes the
+Router's `Scores`, adding what only a router has (Recall@K of the retrieved set, errors outside it). The
+fallback threshold refit (`fit_threshold`) and the risk–coverage curve live here as well.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from labelrouter.labels import LabelSet
+from labelrouter.models.scoring import Scores
+
+
+def decision_metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: LabelSet, *,
+                     confidence: np.ndarray | None = None, threshold: float | None = None,
+                     train_dist: np.ndarray | None = None) -> dict[str, Any]:
+    """top-1, Recall@5/20, macro-F1, sibling confusions, and with `confidence` and `threshold` the
+    fallback rate, precision of the decisions kept, ECE and the risk–coverage curve."""
+    pred, gold = np.asarray(pred), np.asarray(gold)
+    correct = pred == gold
+    errors = np.nonzero(~correct)[0]
+    parents = [lb.parent for lb in labels.labels]
+    hier = any(p is not None for p in parents)
+    out: dict[str, Any] = {
+        "n": len(gold),
+        "top1": float(correct.mean()) if len(gold) else 0.0,
+        "recall@5": float(np.mean([g in r[:5] for g, r in zip(gold, ranking, strict=True)])) if len(gold) else 0.0,
+        "recall@20": float(np.mean([g in r[:20] for g, r in zip(gold, ranking, strict=True)])) if len(gold) else 0.0,
+        "macro_f1": macro_f1(gold, pred),
+        "sibling_error_share": (float(np.mean([parents[pred[i]] is not None and parents[pred[i]] == parents[gold[i]]
+                                               for i in errors])) if hier and errors.size else None),
+        "sibling_chance_rate": _sibling_chance(gold, parents) if hier else None,
+    }
+    if train_dist is not None:  # drift: total variation between predicted and training label distributions
+        predicted = np.bincount(pred, minlength=len(train_dist)) / max(1, len(pred))
+        out["drift_tv"] = float(0.5 * np.abs(predicted - train_dist).sum())
+    if confidence is not None and threshold is not None:
+        kept = confidence >= threshold
+        out.update(fallback_rate=float(1 - kept.mean()), threshold=threshold, ece=ece(confidence, correct),
+                   non_fallback_precision=float(correct[kept].mean()) if kept.any() else None,
+                   risk_coverage=risk_coverage(confidence, correct))
+    out["errors_by_parent"] = dict(Counter(str(parents[gold[i]]) for i in errors).most_common())
+    return out
+
+
+def router_metrics(scores: Scores, gold: np.ndarray, labels: LabelSet, threshold: float, *,
+                   train_dist: np.ndarray | None = None) -> dict[str, Any]:
+    """`decision_metrics` of the Router's decisions, plus Recall@K of its retrieved top-K and the share of
+    errors whose true label was not retrieved at all."""
+    gold = np.asarray(gold)
+    out = decision_metrics(scores.top, scores.topk, gold, labels, confidence=scores.confidence,
+                           threshold=threshold, train_dist=train_dist)
+    retrieved = np.array([g in k for g, k in zip(gold, scores.topk, strict=True)], dtype=bool)
+    wrong = scores.top != gold
+    out["recall@k"] = float(retrieved.mean()) if len(gold) else 0.0
+    out["outside_topk_error_share"] = float(np.mean(~retrieved[wrong])) if wrong.any() else 0.0
+    return out
+
+
+def _sibling_chance(gold: np.ndarray, parents: list[str | None]) -> float:
+    """Share of errors that would be sibling confusions if a wrong label were drawn uniformly."""
+    n = len(parents)
+    counts = Counter(p for p in parents if p is not None)
+    return float(np.mean([(counts[parents[g]] - 1) / (n - 1) if parents[g] is not None else 0.0 for g in gold]))
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of `confidence` (winner's final score / 100) against accuracy."""
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        mask = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence >= lo) & (confidence <= hi)
+        if mask.any():
+            total += mask.mean() * abs(confidence[mask].mean() - correct[mask].mean())
+    return float(total)
+
+
+def fit_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision: float) -> float:
+    """Lowest threshold whose non-fallback decisions reach `target_precision` (max coverage at that precision).
+
+    When no threshold reaches it, the one with the best precision is used (ties: more coverage).
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf_sorted, hits = confidence[order], correct[order].astype(float)
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)  # keeping the top i+1 decisions
+    ok = np.nonzero(precision >= target_precision)[0]
+    i = int(ok[-1]) if len(ok) else int(np.argmax(precision))
+    return float(conf_sorted[i])
+
+
+def macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:
+    """Macro-F1 over the labels that occur in gold (labels never seen are not scored)."""
+    f1s = []
+    for label in np.unique(gold):
+        tp = np.sum((predicted == label) & (gold == label))
+        fp = np.sum((predicted == label) & (gold != label))
+        fn = np.sum((predicted != label) & (gold == label))
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray, points: int = 20) -> list[list[float]]:
+    """[coverage, risk] when only the most confident decisions are kept (the rest fall back)."""
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    curve = []
+    for c in np.linspace(1 / points, 1, points):
+        n = max(1, int(round(c * len(order))))
+        curve.append([round(n / len(order), 4), round(1 - hits[n - 1] / n, 4)])
+    return curve
