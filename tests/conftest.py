@@ -23,6 +23,14 @@ DATA = PROJECT_ROOT.parent / "shared" / "data"
 LABELS_JSON = PROJECT_ROOT / "config" / "labels.json"
 
 
+def registry_at(models_dir: Path):
+    """The model registry of a local models directory (what `open_artifacts` gives without Supabase)."""
+    from labelrouter.artifacts import LocalArtifacts
+    from labelrouter.models.registry import ModelRegistry
+
+    return ModelRegistry(LocalArtifacts(models_dir))
+
+
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
     return load_encoder()

@@ -1,6 +1,5 @@
 """The inference graph on the real encoder: the score contract, top-K, fallback, a trained head."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from labelrouter.models.head import LinearHead
 from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.state import EmailMessage
-from tests.conftest import LABELS_JSON
+from tests.conftest import LABELS_JSON, registry_at
 from tests.helpers import eml
 
 ORDER = parse_message(eml("Your order #A-77 has shipped", "Your package is on its way. Tracking number 1Z84X."))
@@ -87,9 +86,9 @@ def test_a_trained_head_reweights_and_brings_its_threshold(settings, encoder, tm
     b[favoured] = 5.0
     head = LinearHead(labels=names, W=np.zeros((len(names), encoder.dim), np.float32), b=b, version="h1",
                       embedder=encoder.version, thresholds={"fallback": 0.02})
-    models = settings.resolved_models_dir
-    head.save(models / "head" / "versions" / "h1")
-    (models / "head" / "current.json").write_text(json.dumps({"version": "h1"}))
+    registry = registry_at(settings.resolved_models_dir)
+    registry.stage(head)
+    registry.promote("h1", embedder=encoder.version, dim=encoder.dim)
     ctx = build_context(settings)
     routing = Labeler(ctx, settings).label(ORDER)["routing"]
     assert_contract(routing, ctx.labels, 20)

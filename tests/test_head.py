@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labelrouter.artifacts import LocalArtifacts
 from labelrouter.errors import ModelArtifactError
-from labelrouter.models.head import ColdStartHead, LinearHead, load_current_head, load_head
+from labelrouter.models.head import ColdStartHead, LinearHead, load_head
+from labelrouter.models.registry import ModelRegistry
 
 LABELS = ["a", "b", "c"]
 
@@ -39,15 +41,17 @@ def test_config_label_missing_from_head_gets_the_mean_weight():
 
 
 def test_cold_start_is_all_ones(tmp_path: Path):
-    head = load_current_head(tmp_path, embedder="enc@1", dim=8)
+    head = ModelRegistry(LocalArtifacts(tmp_path)).current_head(embedder="enc@1", dim=8)
     assert isinstance(head, ColdStartHead)
     assert (head.weights(np.zeros((2, 8)), LABELS) == 1.0).all()
 
 
 def test_current_pointer_selects_a_version(tmp_path: Path):
-    _head("v7").save(tmp_path / "head" / "versions" / "v7")
-    (tmp_path / "head" / "current.json").write_text(json.dumps({"version": "v7"}))
-    assert load_current_head(tmp_path, embedder="enc@1", dim=8).version == "v7"
+    registry = ModelRegistry(LocalArtifacts(tmp_path))
+    registry.stage(_head("v7"))
+    registry.promote("v7", embedder="enc@1", dim=8)
+    assert json.loads((tmp_path / "current.json").read_text()) == {"version": "v7"}
+    assert registry.current_head(embedder="enc@1", dim=8).version == "v7"
 
 
 @pytest.mark.parametrize(
@@ -56,7 +60,7 @@ def test_current_pointer_selects_a_version(tmp_path: Path):
         (lambda d: (d / "head.json").write_text("{not json"), "unreadable"),
         (lambda d: (d / "head.json").unlink(), "head.json is missing"),
         (lambda d: (d / "weights.safetensors").write_bytes(b"garbage"), "weights.safetensors unreadable"),
-        (lambda d: (d / "weights.safetensors").unlink(), "weights.safetensors unreadable"),
+        (lambda d: (d / "weights.safetensors").unlink(), "weights.safetensors is missing"),
         (lambda d: _patch(d, format="pickle"), "not a labelrouter.head/v1 artifact"),
         (lambda d: _patch(d, labels=["a", "b"]), "expected W (2, 8)"),
         (lambda d: _patch(d, embedder="other@2"), "trained on embeddings of 'other@2'"),

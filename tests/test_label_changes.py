@@ -19,8 +19,7 @@ from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.summarize import offline_summary
 from labelrouter.training.head import train_linear_head
-from labelrouter.training.registry import history, promote, stage
-from tests.conftest import LABELS_JSON
+from tests.conftest import LABELS_JSON, registry_at
 
 runner = CliRunner()
 NEW = "🎓-personal-education"
@@ -45,8 +44,9 @@ def setup(tmp_path: Path, encoder):
         "encoder_version": encoder.version, "occurred_at": f"#{i:05d}", "created_at": "now"}
         for i, (x, label) in enumerate(zip(X, y, strict=True))])
     head = train_linear_head(X, y, embedder=encoder.version, version="h1", label_order=load_label_set(labels_json).names)
-    stage(settings.resolved_models_dir, head)
-    promote(settings.resolved_models_dir, "h1")
+    registry = registry_at(settings.resolved_models_dir)
+    registry.stage(head)
+    registry.promote("h1", embedder=encoder.version, dim=encoder.dim)
     return {"env": env, "settings": settings, "labels_json": labels_json, "store": store, "messages": messages,
             "expected": expected}
 
@@ -64,7 +64,7 @@ def test_added_label_is_routable_at_once_and_does_not_dominate(setup):
     labels = load_label_set(setup["labels_json"])
     assert labels.names[-2:] == [NEW, "other"]  # inserted before the fallback
     assert (setup["settings"].resolved_mailbox_path / f".{NEW}").is_dir()
-    assert history(setup["settings"].resolved_models_dir) == ["h1", "h1+add2"]
+    assert registry_at(setup["settings"].resolved_models_dir).history() == ["h1", "h1+add2"]
 
     after = _labels(setup["settings"], setup["messages"])
     assert NEW not in after  # does not dominate mail that belongs elsewhere
@@ -75,7 +75,7 @@ def test_added_label_is_routable_at_once_and_does_not_dominate(setup):
     assert routing.top_label == NEW, routing.candidates[:3]
 
     assert runner.invoke(app, ["models", "rollback"], env=setup["env"]).exit_code == 0
-    assert history(setup["settings"].resolved_models_dir) == ["h1"]
+    assert registry_at(setup["settings"].resolved_models_dir).history() == ["h1"]
 
 
 def test_rename_keeps_mail_examples_decisions_and_head_in_step(setup):
@@ -128,5 +128,5 @@ def test_bad_changes_are_one_line_and_write_nothing(setup, args, fragment):
     result = runner.invoke(app, ["labels", *args], env=setup["env"])
     assert result.exit_code == 2 and fragment in result.stderr, result.output
     assert setup["labels_json"].read_text() == config_before
-    assert history(setup["settings"].resolved_models_dir) == ["h1"]
+    assert registry_at(setup["settings"].resolved_models_dir).history() == ["h1"]
     assert json.loads(setup["labels_json"].read_text())["fallback"] == "other"

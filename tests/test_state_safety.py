@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from labelrouter.artifacts import LocalArtifacts
 from labelrouter.cli.app import app
 from labelrouter.errors import ConfigError, ModelArtifactError
 from labelrouter.labels import parse_label_set
-from labelrouter.models.head import LinearHead, load_current_head
+from labelrouter.models.head import LinearHead
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, run_training
-from labelrouter.training.registry import history, list_versions
 from tests.conftest import LABELS_JSON
 
 runner = CliRunner()
@@ -27,15 +28,25 @@ def _head(version="v1") -> LinearHead:
                       version=version, embedder="enc@1", thresholds={"fallback": 0.2}, metrics={"n_train": 3})
 
 
+def _registry(models: Path) -> ModelRegistry:
+    return ModelRegistry(LocalArtifacts(models))
+
+
+def _load_current(models: Path):
+    return _registry(models).current_head(embedder="enc@1", dim=8)
+
+
 def _promoted(models: Path, **meta_changes) -> Path:
-    directory = models / "head" / "versions" / "v1"
-    _head().save(directory)
-    meta = json.loads((directory / "head.json").read_text())
+    """A bundle whose head.json carries `meta_changes` with a manifest that matches it (a bundle written
+    wrong, not one damaged afterwards: the checksum would catch that first)."""
+    files = _head().to_files()
+    meta = json.loads(files["head.json"])
     meta.update(meta_changes)
-    (directory / "head.json").write_text(json.dumps(meta))
-    (models / "head" / "current.json").write_text(json.dumps({"version": "v1"}))
-    (models / "head" / "history.json").write_text(json.dumps({"promoted": ["v1"]}))
-    return directory
+    files["head.json"] = json.dumps(meta).encode()
+    _registry(models)._write_files("versions/v1", files, version="v1", encoder="enc@1")
+    (models / "current.json").write_text(json.dumps({"version": "v1"}))
+    (models / "history.json").write_text(json.dumps({"promoted": ["v1"]}))
+    return models / "versions" / "v1"
 
 
 @pytest.mark.parametrize(
@@ -54,9 +65,9 @@ def _promoted(models: Path, **meta_changes) -> Path:
 def test_head_metadata_of_the_wrong_type_is_one_error_naming_the_field(tmp_path, changes, fragment):
     _promoted(tmp_path, **changes)
     with pytest.raises(ModelArtifactError, match=fragment.replace(".", r"\.")) as info:
-        load_current_head(tmp_path, embedder="enc@1", dim=8)
+        _load_current(tmp_path)
     assert "head.json" in str(info.value) and "models rollback" in str(info.value)
-    listed = list_versions(tmp_path)  # the listing shows the damage instead of crashing
+    listed = _registry(tmp_path).list_versions()  # the listing shows the damage instead of crashing
     assert listed[0]["version"] == "v1" and "error" in listed[0]
 
 
@@ -73,23 +84,25 @@ def test_a_version_pointer_cannot_leave_the_models_directory(tmp_path, version):
     elsewhere = tmp_path / "elsewhere" / "head"
     _head().save(elsewhere)  # a valid head outside the models directory: must never be loaded
     models = tmp_path / "models"
-    (models / "head").mkdir(parents=True)
-    (models / "head" / "current.json").write_text(json.dumps({"version": version}))
-    with pytest.raises(ModelArtifactError, match="not a head version name|points outside"):
-        load_current_head(models, embedder="enc@1", dim=8)
-    (models / "head" / "history.json").write_text(json.dumps({"promoted": [version]}))
+    models.mkdir(parents=True)
+    (models / "current.json").write_text(json.dumps({"version": version}))
+    with pytest.raises(ModelArtifactError, match="not a model version name|points outside"):
+        _load_current(models)
+    (models / "history.json").write_text(json.dumps({"promoted": [version]}))
     with pytest.raises(ModelArtifactError):
-        history(models)
+        _registry(models).history()
 
 
 def test_a_symlinked_version_that_escapes_is_refused(tmp_path):
-    _head().save(tmp_path / "outside" / "v9")
-    versions = tmp_path / "models" / "head" / "versions"
+    outside = _registry(tmp_path / "outside")
+    outside.stage(_head("v9"))
+    outside.promote("v9", embedder="enc@1", dim=8)  # a valid bundle, outside the models directory
+    versions = tmp_path / "models" / "versions"
     versions.mkdir(parents=True)
-    (versions / "v9").symlink_to(tmp_path / "outside" / "v9")
-    (tmp_path / "models" / "head" / "current.json").write_text(json.dumps({"version": "v9"}))
+    (versions / "v9").symlink_to(tmp_path / "outside" / "versions" / "v9")
+    (tmp_path / "models" / "current.json").write_text(json.dumps({"version": "v9"}))
     with pytest.raises(ModelArtifactError, match="points outside"):
-        load_current_head(tmp_path / "models", embedder="enc@1", dim=8)
+        _load_current(tmp_path / "models")
 
 
 def _examples(encoder, n_per_label=15):
@@ -113,7 +126,7 @@ def test_a_failed_training_run_leaves_nothing_staged(tmp_path, settings, encoder
 
     store = SQLiteStore(settings.resolved_db_path)
     store.add_examples(_examples(encoder))
-    stale = settings.resolved_models_dir / "head" / "candidates" / "h-killed-earlier"
+    stale = settings.resolved_models_dir / "candidates" / "h-killed-earlier"
     stale.mkdir(parents=True)  # what a training run killed with -9 would leave
 
     def broken(*args, **kwargs):
@@ -122,15 +135,16 @@ def test_a_failed_training_run_leaves_nothing_staged(tmp_path, settings, encoder
     monkeypatch.setattr(graph, "fit_threshold", broken)
     with pytest.raises(RuntimeError, match="evaluation bug"):
         run_training(build_training_context(settings, store))
-    candidates = settings.resolved_models_dir / "head" / "candidates"
+    candidates = settings.resolved_models_dir / "candidates"
     assert not candidates.exists() or not any(candidates.iterdir())
-    assert history(settings.resolved_models_dir) == []
+    assert _registry(settings.resolved_models_dir).history() == []
     monkeypatch.undo()
     state = run_training(build_training_context(settings, store))
     assert state.promoted
-    thresholds = load_current_head(settings.resolved_models_dir, embedder=encoder.version, dim=encoder.dim).thresholds
+    registry = _registry(settings.resolved_models_dir)
+    thresholds = registry.current_head(embedder=encoder.version, dim=encoder.dim).thresholds
     assert thresholds["archive"] >= thresholds["fallback"] and thresholds["archive_target_precision"] == 0.97
-    assert not any((settings.resolved_models_dir / "head" / "candidates").iterdir())
+    assert registry.artifacts.list("candidates/") == []
 
 
 @pytest.mark.parametrize(
@@ -175,10 +189,11 @@ def test_a_rolled_back_version_can_be_promoted_again(tmp_path):
     assert "cold-start" in runner.invoke(app, ["models", "rollback"], env=env).stdout
     result = runner.invoke(app, ["models", "promote", "v1"], env=env)
     assert result.exit_code == 0 and "current head: v1" in result.stdout
-    assert load_current_head(models, embedder="enc@1", dim=8).version == "v1" and history(models) == ["v1"]
+    assert _load_current(models).version == "v1" and _registry(models).history() == ["v1"]
     missing = runner.invoke(app, ["models", "promote", "v9"], env=env)
-    assert missing.exit_code == 2 and "no stored head version 'v9'" in missing.stderr
+    assert missing.exit_code == 2 and "no stored model version 'v9'" in missing.stderr
     runner.invoke(app, ["models", "rollback"], env=env)
     (directory / "head.json").write_text("{}")
     damaged = runner.invoke(app, ["models", "promote", "v1"], env=env)
-    assert damaged.exit_code == 2 and "head.json" in damaged.stderr and history(models) == []
+    assert damaged.exit_code == 2 and "head.json does not match its checksum" in damaged.stderr
+    assert _registry(models).history() == []

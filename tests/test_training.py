@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
 from labelrouter.graph.context import build_context
-from labelrouter.models.head import ColdStartHead, CurrentHead
+from labelrouter.models.head import ColdStartHead
+from labelrouter.models.registry import CurrentHead
 from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, run_training
 from labelrouter.training.importer import row_message
-from labelrouter.training.registry import history
-from tests.conftest import DATA
+from tests.conftest import DATA, registry_at
 
 CLINC = DATA / "clinc150"
 DOMAINS = ("banking", "credit_cards")  # 30 intents, siblings within each domain
@@ -92,8 +92,8 @@ def test_corrections_train_a_head_that_labels_held_out_mail_better(clinc, encode
     # The same data again gives an identical candidate: it is not promoted.
     again = json.loads(runner.invoke(app, ["train"], env=env).stdout)
     assert not again["promoted"] and again["decision"].startswith("kept ")
-    assert len(history(settings.resolved_models_dir)) == 1
-    assert not list((settings.resolved_models_dir / "head" / "candidates").iterdir())  # rejected: cleaned up
+    assert len(registry_at(settings.resolved_models_dir).history()) == 1
+    assert registry_at(settings.resolved_models_dir).artifacts.list("candidates/") == []  # rejected: cleaned up
 
     listing = runner.invoke(app, ["models"], env={**env, "COLUMNS": "200"})
     assert state["candidate_version"] in listing.stdout and "✓" in listing.stdout
@@ -132,15 +132,15 @@ def test_too_little_data_skips_training_and_says_why(clinc, encoder, tmp_path):
 
 def test_running_process_picks_up_a_promotion(clinc, encoder, tmp_path):
     from labelrouter.models.head import LinearHead
-    from labelrouter.training.registry import promote, stage
 
     now = [0.0]
-    head = CurrentHead(tmp_path, embedder=encoder.version, dim=encoder.dim, check_every_s=5, clock=lambda: now[0])
+    registry = registry_at(tmp_path)
+    head = CurrentHead(registry, embedder=encoder.version, dim=encoder.dim, check_every_s=5, clock=lambda: now[0])
     assert isinstance(head.head, ColdStartHead)
     new = LinearHead(labels=["a", "b"], W=np.zeros((2, encoder.dim), np.float32), b=np.array([0, 1], np.float32),
                      version="h-new", embedder=encoder.version, thresholds={"fallback": 0.2})
-    stage(tmp_path, new)
-    promote(tmp_path, "h-new")
+    registry.stage(new)
+    registry.promote("h-new", embedder=encoder.version, dim=encoder.dim)
     assert head.version == "cold-start"  # not re-checked before check_every_s
     now[0] = 6.0
     assert head.version == "h-new" and head.thresholds["fallback"] == 0.2

@@ -19,15 +19,15 @@ from labelrouter.errors import ConfigError
 from labelrouter.fsutil import write_json_atomic
 from labelrouter.labels import LabelSet, parse_label_set, read_json
 from labelrouter.mail.mailbox import Mailbox
-from labelrouter.models.head import CurrentHead, LinearHead
+from labelrouter.models.head import LinearHead
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.store.base import Store
-from labelrouter.training import registry
 
 
 @dataclasses.dataclass
 class Targets:
     labels_path: Path
-    models_dir: Path
+    registry: ModelRegistry
     embedder: str
     dim: int
     store: Store | None = None
@@ -40,7 +40,7 @@ def _load(path: Path) -> tuple[dict[str, Any], LabelSet]:
 
 
 def _current_linear(targets: Targets) -> LinearHead | None:
-    head = CurrentHead(targets.models_dir, embedder=targets.embedder, dim=targets.dim).head
+    head = targets.registry.current_head(embedder=targets.embedder, dim=targets.dim)
     return head if isinstance(head, LinearHead) else None
 
 
@@ -56,9 +56,9 @@ def _commit(targets: Targets, new_doc: dict[str, Any], *, mailbox_change: Callab
     head = _current_linear(targets)
     derived = derive(head) if head is not None else None
     if derived is not None:
-        version = f"{derived.version.split('+')[0]}+{suffix}{len(registry.history(targets.models_dir)) + 1}"
-        registry.stage(targets.models_dir, dataclasses.replace(derived, version=version))
-        registry.promote(targets.models_dir, version)
+        version = f"{derived.version.split('+')[0]}+{suffix}{len(targets.registry.history()) + 1}"
+        targets.registry.stage(dataclasses.replace(derived, version=version))
+        targets.registry.promote(version, embedder=targets.embedder, dim=targets.dim)
     write_json_atomic(targets.labels_path, new_doc)
     return version
 

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_schema: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     models_dir: Path | None = None  # default: <home>/models
+    # Where model bundles live: "auto" is Supabase Storage when SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY
+    # are set in the environment, the local models_dir otherwise (docs/models.md).
+    artifact_store: Literal["auto", "local", "supabase"] = "auto"
+    artifact_bucket: str = "models"
+    artifact_prefix: str = "label-router/"
+    supabase_url: str | None = Field(None, validation_alias=AliasChoices("LABELROUTER_SUPABASE_URL", "SUPABASE_URL"))
+    supabase_service_role_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("LABELROUTER_SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_ROLE_KEY"))
     cache_dir: Path | None = None  # default: <home>/cache (derived data only: label vectors)
 
     # Router.

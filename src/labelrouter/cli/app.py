@@ -374,7 +374,7 @@ def _change_targets(settings: Settings) -> Iterator[Any]:
     store = open_store(settings, create=False)
     try:
         yield Targets(
-            labels_path=settings.labels_path, models_dir=settings.resolved_models_dir, embedder=encoder.version,
+            labels_path=settings.labels_path, registry=_registry(settings), embedder=encoder.version,
             dim=encoder.dim, store=store,
             mailbox=LocalMaildir(mailbox_dir, create=False) if (mailbox_dir / "cur").is_dir() else None,
         )
@@ -423,6 +423,13 @@ def labels_merge(source: str, into: Annotated[str, typer.Argument(help="The labe
     out.print(f"merged {source!r} into {into!r}; current head: {version}")
 
 
+def _registry(settings: Settings) -> Any:
+    from labelrouter.artifacts import open_artifacts
+    from labelrouter.models.registry import ModelRegistry
+
+    return ModelRegistry(open_artifacts(settings))
+
+
 models_app = typer.Typer(help="List promoted heads, or roll back.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
 
@@ -436,15 +443,13 @@ def _number(value: Any, digits: int) -> str:
 @friendly_errors
 def models_list(context: typer.Context) -> None:
     """List head versions with their validation metrics (current one marked)."""
-    from labelrouter.training.registry import list_versions
-
     if context.invoked_subcommand is not None:
         return
     settings = _settings()
     table = Table()
     for column in ("version", "current", "created", "top-1", "Recall@K", "threshold", "archive", "n_train"):
         table.add_column(column)
-    versions = list_versions(settings.resolved_models_dir)
+    versions = _registry(settings).list_versions()
     for meta in versions:
         metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
         val = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else {}
@@ -465,9 +470,7 @@ def models_list(context: typer.Context) -> None:
 @friendly_errors
 def models_promote(version: Annotated[str, typer.Argument(help="A stored version (see `labelrouter models`).")]) -> None:
     """Make a stored version current again (e.g. one that was rolled back)."""
-    from labelrouter.training.registry import repromote
-
-    repromote(_settings().resolved_models_dir, version)
+    _registry(_settings()).repromote(version)
     out.print(f"current head: {version}")
 
 
@@ -475,9 +478,7 @@ def models_promote(version: Annotated[str, typer.Argument(help="A stored version
 @friendly_errors
 def models_rollback() -> None:
     """Make the previously promoted head current again (or the cold-start head)."""
-    from labelrouter.training.registry import rollback
-
-    now = rollback(_settings().resolved_models_dir)
+    now = _registry(_settings()).rollback()
     out.print(f"current head: {now or 'cold-start'}")
 
 

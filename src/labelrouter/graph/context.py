@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from labelrouter.artifacts import open_artifacts
 from labelrouter.context import LabelerContext, Mode
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.encoder import Encoder, encoder_for
-from labelrouter.models.head import CurrentHead
 from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.registry import CurrentHead, ModelRegistry
 from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
@@ -33,7 +34,7 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
     `encoder` replaces the settings' one (tests pass a stub)."""
     labels = labels or load_label_set(settings.labels_path)
     encoder = encoder or encoder_for(settings)
-    head = CurrentHead(settings.resolved_models_dir, embedder=encoder.version, dim=encoder.dim)
+    head = CurrentHead(ModelRegistry(open_artifacts(settings)), embedder=encoder.version, dim=encoder.dim)
     # Only a real run creates missing labels; a dry run must leave the mailbox exactly as it was.
     mailbox_ids = mailbox.ensure_labels(labels.names, create=mode == "apply") if mailbox is not None else {}
     known = set(mailbox_ids.values()) | (mailbox.our_label_ids() if mailbox is not None else set())

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +34,8 @@ from pydantic import (
     field_validator,
 )
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load as load_bytes
+from safetensors.numpy import save as save_bytes
 
 from labelrouter.errors import ModelArtifactError
 
@@ -121,21 +119,27 @@ class LinearHead:
             out[:, unseen] = fill[:, None]
         return np.clip(out, 0.0, 1.0)
 
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def to_files(self) -> dict[str, bytes]:
+        """The artifact's files by name: `head.json` and `weights.safetensors`."""
         tensors = {"W": np.ascontiguousarray(self.W, dtype=np.float32),
                    "b": np.ascontiguousarray(self.b, dtype=np.float32)}
         if self.label_vectors:
             tensors["label_vectors"] = np.ascontiguousarray(np.vstack(list(self.label_vectors.values())),
                                                             dtype=np.float32)
-        save_file(tensors, str(directory / "weights.safetensors"))
         meta = {
             "format": HEAD_FORMAT, "kind": "linear-softmax", "version": self.version, "labels": self.labels,
             "embedder": self.embedder, "dim": int(self.W.shape[1]), "temperature": self.temperature,
             "thresholds": self.thresholds, "metrics": self.metrics, "created_at": self.created_at,
             "label_vector_labels": list(self.label_vectors),
         }
-        (directory / "head.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return {"head.json": (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+                "weights.safetensors": save_bytes(tensors)}
+
+    def save(self, directory: Path) -> None:
+        """Write the artifact's files into a directory (the registry stores bundles; this is for export)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in self.to_files().items():
+            (directory / name).write_bytes(data)
 
 
 class HeadMeta(BaseModel):
@@ -190,18 +194,16 @@ class HeadMeta(BaseModel):
 _TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict"}
 
 
-def read_head_meta(directory: Path) -> HeadMeta:
-    meta_path = directory / "head.json"
+def parse_head_meta(data: bytes, source: str) -> HeadMeta:
+    """`head.json` bytes, validated; every problem is a ModelArtifactError naming `source`."""
     try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelArtifactError(f"head artifact {directory}: head.json is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelArtifactError(f"head artifact {meta_path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise ModelArtifactError(f"{meta_path}: not a {HEAD_FORMAT} artifact (format=None)")
+        decoded = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelArtifactError(f"head artifact {source}: unreadable ({exc})") from None
+    if not isinstance(decoded, dict):
+        raise ModelArtifactError(f"{source}: not a {HEAD_FORMAT} artifact (format=None)")
     try:
-        return HeadMeta.model_validate(data)
+        return HeadMeta.model_validate(decoded)
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         # Union members show up in the location ('temperature.float'); the field path is what helps.
@@ -210,13 +212,26 @@ def read_head_meta(directory: Path) -> HeadMeta:
             message = str(first["msg"]).removeprefix("Value error, ")
         else:
             message = f"field {where!r}: {first['msg']}"
-        raise ModelArtifactError(f"{meta_path}: {message}") from None
+        raise ModelArtifactError(f"{source}: {message}") from None
 
 
-def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
-    """Load and check a head artifact; every problem is a ModelArtifactError naming the file."""
+def read_head_meta(directory: Path) -> HeadMeta:
     meta_path = directory / "head.json"
-    meta = read_head_meta(directory)
+    try:
+        data = meta_path.read_bytes()
+    except FileNotFoundError:
+        raise ModelArtifactError(f"head artifact {directory}: head.json is missing") from None
+    except OSError as exc:
+        raise ModelArtifactError(f"head artifact {meta_path}: unreadable ({exc})") from None
+    return parse_head_meta(data, str(meta_path))
+
+
+def head_from_files(files: dict[str, bytes], source: str, *, embedder: str, dim: int) -> LinearHead:
+    """A head from its artifact files; every problem is a ModelArtifactError naming `source`."""
+    if "head.json" not in files:
+        raise ModelArtifactError(f"head artifact {source}: head.json is missing")
+    meta_path = f"{source}/head.json"
+    meta = parse_head_meta(files["head.json"], meta_path)
     labels = meta.labels
     if meta.embedder != embedder:
         raise ModelArtifactError(
@@ -224,23 +239,25 @@ def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
             f"{embedder!r}; retrain the head or roll back the encoder"
         )
     try:
-        tensors = load_file(str(directory / "weights.safetensors"))
-    except (FileNotFoundError, SafetensorError, OSError) as exc:
-        raise ModelArtifactError(f"head artifact {directory}: weights.safetensors unreadable ({exc})") from None
+        tensors = load_bytes(files["weights.safetensors"])
+    except KeyError:
+        raise ModelArtifactError(f"head artifact {source}: weights.safetensors is missing") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelArtifactError(f"head artifact {source}: weights.safetensors unreadable ({exc})") from None
     W, b = tensors.get("W"), tensors.get("b")
     if W is None or b is None or W.shape != (len(labels), dim) or b.shape != (len(labels),):
         raise ModelArtifactError(
-            f"head artifact {directory}: expected W {(len(labels), dim)} and b {(len(labels),)}, got "
+            f"head artifact {source}: expected W {(len(labels), dim)} and b {(len(labels),)}, got "
             f"{None if W is None else W.shape} and {None if b is None else b.shape}"
         )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
-        raise ModelArtifactError(f"head artifact {directory}: weights contain NaN or infinity")
+        raise ModelArtifactError(f"head artifact {source}: weights contain NaN or infinity")
     vector_labels = meta.label_vector_labels
     vectors = tensors.get("label_vectors")
     malformed = vectors is None or vectors.shape != (len(vector_labels), dim) or not np.isfinite(vectors).all()
     if (vector_labels or vectors is not None) and malformed:
         raise ModelArtifactError(
-            f"head artifact {directory}: label_vectors must be {(len(vector_labels), dim)} finite values, got "
+            f"head artifact {source}: label_vectors must be {(len(vector_labels), dim)} finite values, got "
             f"{None if vectors is None else vectors.shape}"
         )
     label_vectors = {name: vectors[i] for i, name in enumerate(vector_labels)} if vectors is not None else {}
@@ -251,87 +268,14 @@ def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
     )
 
 
-def _pointer_stamp(models_dir: Path) -> int | None:
-    try:
-        return (models_dir / "head" / "current.json").stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
-class CurrentHead:
-    """The promoted head, reloaded when `current.json` changes, so a long-running process picks up a
-    promotion (or a rollback) without a restart. The pointer is stat-ed at most every `check_every_s`."""
-
-    def __init__(self, models_dir: Path, *, embedder: str, dim: int, check_every_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self.models_dir, self.embedder, self.dim = models_dir, embedder, dim
-        self.check_every_s, self.clock = check_every_s, clock
-        self._stamp = _pointer_stamp(models_dir)
-        self._head: Head = load_current_head(models_dir, embedder=embedder, dim=dim)
-        self._checked = clock()
-
-    def _refresh(self) -> None:
-        now = self.clock()
-        if now - self._checked < self.check_every_s:
-            return
-        self._checked = now
-        stamp = _pointer_stamp(self.models_dir)
-        if stamp != self._stamp:
-            # A broken new artifact raises here rather than silently keeping the old head.
-            self._head = load_current_head(self.models_dir, embedder=self.embedder, dim=self.dim)
-            self._stamp = stamp
-
-    @property
-    def head(self) -> Head:
-        self._refresh()
-        return self._head
-
-    @property
-    def version(self) -> str:
-        return self.head.version
-
-    @property
-    def thresholds(self) -> dict[str, float]:
-        return self.head.thresholds
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.head.metrics
-
-    @property
-    def label_vectors(self) -> dict[str, np.ndarray]:
-        return self.head.label_vectors
-
-    def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
-        return self.head.weights(embeddings, labels)
-
-
-# A version names a directory under <models_dir>/head/versions: one path component, nothing that climbs.
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-
-
-def version_dir(models_dir: Path, version: object, source: Path) -> Path:
-    """The directory of a head version, confined to `<models_dir>/head/versions`."""
-    if not isinstance(version, str) or not _VERSION.fullmatch(version) or ".." in version:
-        raise ModelArtifactError(f"{source}: {str(version)[:80]!r} is not a head version name")
-    base = (models_dir / "head" / "versions").resolve()
-    target = (base / version).resolve()
-    if not target.is_relative_to(base):
-        raise ModelArtifactError(f"{source}: head version {version!r} points outside {base}")
-    return target
-
-
-def load_current_head(models_dir: Path, *, embedder: str, dim: int) -> Head:
-    """The promoted head (`<models_dir>/head/current.json` names its version), or the cold-start head."""
-    pointer = models_dir / "head" / "current.json"
-    if not pointer.exists():
-        return ColdStartHead()
-    try:
-        version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelArtifactError(f"{pointer}: unreadable pointer to the current head ({exc}); "
-                                 "`labelrouter models rollback` rewrites it") from None
-    try:
-        return load_head(version_dir(models_dir, version, pointer), embedder=embedder, dim=dim)
-    except ModelArtifactError as exc:
-        raise ModelArtifactError(f"{exc}; `labelrouter models rollback` returns to the previous head") from None
+def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
+    """A head artifact exported to a directory (`LinearHead.save`)."""
+    files = {}
+    for name in ("head.json", "weights.safetensors"):
+        try:
+            files[name] = (directory / name).read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ModelArtifactError(f"head artifact {directory}: {name} unreadable ({exc})") from None
+    return head_from_files(files, str(directory), embedder=embedder, dim=dim)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from labelrouter.artifacts import open_artifacts
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.models.encoder import Encoder, encoder_for
 from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
 from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
-from labelrouter.training.registry import discard_staged
 
 
 def build_training_context(settings: Settings, store: Store, *, labels: LabelSet | None = None,
@@ -25,15 +26,15 @@ def build_training_context(settings: Settings, store: Store, *, labels: LabelSet
     index = LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir)
     overrides.setdefault("archive_target_precision", settings.archive_target_precision)
     return TrainingContext(store=store, encoder=encoder, router=Router.from_settings(settings, labels, index),
-                           models_dir=settings.resolved_models_dir, **overrides)
+                           registry=ModelRegistry(open_artifacts(settings)), **overrides)
 
 
 def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
     """Run the training graph; `on_node(name)` is called as each stage finishes (for progress).
 
-    Candidates are staged under `<models_dir>/head/candidates` until promoted. A run that fails (or a
-    killed one, cleaned up by the next run) leaves nothing staged."""
-    discard_staged(ctx.models_dir)
+    Candidates are staged in the model registry until promoted. A run that fails (or a killed one,
+    cleaned up by the next run) leaves nothing staged."""
+    ctx.registry.discard()
     graph = build_training_graph().compile()
     final: Any = {}
     try:
@@ -44,7 +45,7 @@ def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
                 for node in chunk:
                     on_node(node)
     except BaseException:
-        discard_staged(ctx.models_dir)
+        ctx.registry.discard()
         raise
     return final if isinstance(final, TrainingState) else TrainingState.model_validate(final)
 

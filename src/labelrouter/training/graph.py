@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import operator
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -28,12 +26,11 @@ from pydantic import BaseModel, Field
 from labelrouter.labels import LabelSet
 from labelrouter.metrics import fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
-from labelrouter.models.head import load_current_head, load_head
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.router import Router
 from labelrouter.splits import holdout
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
-from labelrouter.training import registry
 from labelrouter.training.head import refresh_label_vectors, train_linear_head
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
@@ -48,7 +45,7 @@ class TrainingContext:
     store: Store
     encoder: Encoder
     router: Router  # labels, description vectors, scoring parameters (its head is the cold-start one)
-    models_dir: Path
+    registry: ModelRegistry
     val_fraction: float = 0.2
     min_train: int = 20
     min_val: int = 10
@@ -132,7 +129,7 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     head = train_linear_head(X, y, embedder=ctx.encoder.version, version=version, sample_weight=weights,
                              label_order=ctx.labels.names, C=ctx.C)
     head.label_vectors = refresh_label_vectors(ctx.router.index, X, y)
-    registry.stage(ctx.models_dir, head)
+    ctx.registry.stage(head)
     return {"candidate_version": version}
 
 
@@ -142,13 +139,12 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     ctx = runtime.context
     X, y, _ = ctx.matrix(state.val_ids)
     gold = np.array([ctx.labels.index(label) for label in y])
-    current = load_current_head(ctx.models_dir, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
+    current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     current_router = ctx.router.with_head(current)
     current_threshold = current_router.scoring.threshold
     cur = router_metrics(current_router.score(X), gold, ctx.labels, current_threshold)
 
-    staged = ctx.models_dir / "head" / "candidates" / str(state.candidate_version)
-    candidate = load_head(staged, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
+    candidate = ctx.registry.staged(str(state.candidate_version), embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     scores = ctx.router.with_head(candidate, threshold=current_threshold).score(X)
     correct = scores.top == gold
     threshold = fit_threshold(scores.confidence, correct, ctx.target_precision)
@@ -160,7 +156,7 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
                             "target_precision": ctx.target_precision,
                             "archive_target_precision": ctx.archive_target_precision}
     candidate.metrics = {"validation": cand, "n_train": len(state.train_ids), "n_val": len(state.val_ids)}
-    candidate.save(staged)
+    ctx.registry.stage(candidate)
     return {"current_version": current.version, "metrics": {"current": cur, "candidate": cand}}
 
 
@@ -171,14 +167,15 @@ def gate(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
 
 
 def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
-    registry.promote(runtime.context.models_dir, str(state.candidate_version))
+    ctx = runtime.context
+    ctx.registry.promote(str(state.candidate_version), embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     cur, cand = state.metrics["current"], state.metrics["candidate"]
     return {"promoted": True,
             "decision": f"promoted {state.candidate_version}: top-1 {cand['top1']:.4f} vs {cur['top1']:.4f}"}
 
 
 def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
-    shutil.rmtree(runtime.context.models_dir / "head" / "candidates" / str(state.candidate_version), ignore_errors=True)
+    runtime.context.registry.discard(str(state.candidate_version))
     cur, cand = state.metrics["current"], state.metrics["candidate"]
     return {"promoted": False, "decision": (
         f"kept {state.current_version}: candidate top-1 {cand['top1']:.4f} vs {cur['top1']:.4f} "
