@@ -29,12 +29,14 @@ class SupabaseArtifacts:
 
     @classmethod
     def connect(cls, url: str, key: str, *, bucket: str = "models", prefix: str = "label-router/",
-                http_client: Any = None) -> SupabaseArtifacts:
+                http_client: Any = None, timeout_s: float = 60.0) -> SupabaseArtifacts:
+        import httpx
         from supabase import ClientOptions, create_client
 
-        options = ClientOptions(httpx_client=http_client) if http_client is not None else None
+        # Our own httpx client: the library's timeout and verify arguments are deprecated in its favour.
+        options = ClientOptions(httpx_client=http_client or httpx.Client(timeout=timeout_s))
         try:
-            client = create_client(url, key, options) if options is not None else create_client(url, key)
+            client = create_client(url, key, options)
         except Exception as exc:  # noqa: BLE001 - a malformed URL or key: one line, no traceback
             raise ModelArtifactError(f"cannot set up Supabase Storage at {url}: {exc}") from None
         return cls(client, bucket=bucket, prefix=prefix, url=url)

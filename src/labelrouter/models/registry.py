@@ -154,7 +154,7 @@ class ModelRegistry:
 
     def discard(self, version: str | None = None) -> None:
         """Remove one staged candidate, or all of them (a failed or killed training run's leftovers)."""
-        self.artifacts.delete(f"candidates/{check_version(version, 'candidate')}" if version else "candidates/")
+        self.artifacts.delete(f"candidates/{check_version(version, 'candidate')}/" if version else "candidates/")
 
     def load(self, version: str, *, embedder: str, dim: int) -> LinearHead:
         return self._read_bundle(f"versions/{check_version(version, 'version')}", embedder=embedder, dim=dim)
