@@ -23,11 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mailbox_check import build_mailbox, check  # noqa: E402
 
-from labelrouter.settings import PROJECT_ROOT  # noqa: E402
+from labelrouter.settings import PACKAGED_LABELS  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def other_labels(path: Path) -> Path:
-    data = json.loads((PROJECT_ROOT / "config" / "labels.json").read_text())
+    data = json.loads(PACKAGED_LABELS.read_text())
     for entry in data["labels"]:
         if entry["name"] != data["fallback"]:
             entry["name"] = "b-" + entry["name"]

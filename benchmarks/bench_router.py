@@ -34,7 +34,9 @@ from labelrouter.graph.context import build_context  # noqa: E402
 from labelrouter.labels import load_label_set  # noqa: E402
 from labelrouter.pipeline import Labeler  # noqa: E402
 from labelrouter.router import embedding_text  # noqa: E402
-from labelrouter.settings import PROJECT_ROOT, load_settings  # noqa: E402
+from labelrouter.settings import load_settings  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 from labelrouter.summarize import offline_summary  # noqa: E402
 
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "20newsgroups"

@@ -29,7 +29,9 @@ import numpy as np  # noqa: E402
 from labelrouter.graph.context import build_context  # noqa: E402
 from labelrouter.models.encoder import load_encoder  # noqa: E402
 from labelrouter.pipeline import Labeler  # noqa: E402
-from labelrouter.settings import PROJECT_ROOT, load_settings  # noqa: E402
+from labelrouter.settings import load_settings  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 from labelrouter.store import SQLiteStore  # noqa: E402
 from labelrouter.training import build_training_context, run_training  # noqa: E402
 from labelrouter.training.head import train_linear_head  # noqa: E402

@@ -17,10 +17,11 @@ import pytest  # noqa: E402
 
 from labelrouter.graph.context import LabelerContext, build_context  # noqa: E402
 from labelrouter.models.encoder import Encoder, load_encoder  # noqa: E402
-from labelrouter.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
+from labelrouter.settings import PACKAGED_LABELS, Settings, load_settings  # noqa: E402
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA = PROJECT_ROOT.parent / "shared" / "data"
-LABELS_JSON = PROJECT_ROOT / "config" / "labels.json"
+LABELS_JSON = PACKAGED_LABELS  # the default label list shipped with the package
 
 
 def registry_at(models_dir: Path):

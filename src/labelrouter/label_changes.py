@@ -31,7 +31,7 @@ class Targets:
     embedder: str
     dim: int
     store: Store | None = None
-    mailbox: Mailbox | None = None
+    mailboxes: tuple[Mailbox, ...] = ()  # every mailbox labelrouter labeled with this home
 
 
 def _load(path: Path) -> tuple[dict[str, Any], LabelSet]:
@@ -48,8 +48,8 @@ def _commit(targets: Targets, new_doc: dict[str, Any], *, mailbox_change: Callab
             relabel: tuple[str, str] | None, derive: Callable[[LinearHead], LinearHead | None], suffix: str) -> str:
     """Validate the new labels document, then change mailbox, store and head, and write the config last."""
     parse_label_set(new_doc, str(targets.labels_path))  # e.g. an unknown parent fails here, before any write
-    if targets.mailbox is not None:
-        mailbox_change(targets.mailbox)
+    for mailbox in targets.mailboxes:
+        mailbox_change(mailbox)
     if targets.store is not None and relabel is not None:
         targets.store.relabel(*relabel)
     version = "cold-start"

@@ -233,7 +233,9 @@ def parse_label_set(data: Any, source: str = "labels", *, require_fallback: bool
 
     fallback = data.get("fallback")
     if fallback is None and require_fallback:
-        raise ConfigError(f"{source}: 'fallback' is required: name the label low-confidence messages get (e.g. 'other')")
+        raise ConfigError(f"{source}: 'fallback' is required: name the label low-confidence messages get (e.g. "
+                          "'other'); for a data set's taxonomy, `labelrouter init --taxonomy FILE --fallback NAME` "
+                          "writes a label list with one")
     if fallback is not None and fallback not in seen:
         raise ConfigError(f"{source}: fallback {fallback!r} is not one of the labels")
     return LabelSet(tuple(labels), tuple(nodes), fallback)

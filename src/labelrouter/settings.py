@@ -14,21 +14,24 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from labelrouter.errors import ConfigError
 from labelrouter.mail.parse import ParseLimits
 
-# An editable install (the README's) resolves this to the checkout, so `config/` is found from anywhere.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The label list shipped with the package: read when the user has no `config/labels.json` of their own.
+# `labelrouter init` copies it there; commands that change labels refuse to edit the packaged copy.
+PACKAGED_LABELS = Path(__file__).resolve().parent / "defaults" / "labels.json"
+USER_CONFIG = Path("config")
 
 
-def _default_config(name: str) -> Path:
-    local = Path("config") / name
-    return local if local.exists() else PROJECT_ROOT / "config" / name
+def _labels_default() -> Path:
+    local = USER_CONFIG / "labels.json"
+    return local if local.exists() else PACKAGED_LABELS
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LABELROUTER_", env_file=".env", extra="ignore")
 
     # Where things live (the embedded default: all local files).
-    labels_path: Path = Field(default_factory=lambda: _default_config("labels.json"))
-    mailbox_ids_path: Path = Field(default_factory=lambda: _default_config("gmail_labels.json"))
+    # The user's configuration lives in their own `config/` (relative to where labelrouter runs).
+    labels_path: Path = Field(default_factory=_labels_default)
+    mailbox_ids_path: Path = USER_CONFIG / "gmail_labels.json"
     home: Path = Path(".labelrouter")
     mailbox_path: Path | None = None  # default: <home>/mailbox (a Maildir)
     db_path: Path | None = None  # default: <home>/labelrouter.sqlite3
@@ -88,7 +91,7 @@ class Settings(BaseSettings):
     # group `labelrouter.nodes`). See docs/extending.md.
     extensions: str | None = None
     # The shipped sender-rules extension reads this file when it exists (docs/extending.md).
-    sender_rules_path: Path = Field(default_factory=lambda: _default_config("sender_rules.json"))
+    sender_rules_path: Path = USER_CONFIG / "sender_rules.json"
 
     # Summarizer: "auto" uses Gemini when a key is set, the offline summarizer otherwise.
     summarizer: Literal["auto", "offline", "gemini"] = "auto"
@@ -99,6 +102,10 @@ class Settings(BaseSettings):
     llm_attempts: int = Field(3, ge=1)
     llm_backoff_s: float = Field(1.0, ge=0)
     llm_timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def uses_packaged_labels(self) -> bool:
+        return self.labels_path.resolve() == PACKAGED_LABELS
 
     @property
     def resolved_mailbox_path(self) -> Path:

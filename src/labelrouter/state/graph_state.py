@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -87,3 +87,15 @@ class LabelingOutput(BaseModel):
     applied: ApplyResult | None = None
     errors: list[str] = Field(default_factory=list)
     extensions: dict[str, Any] = Field(default_factory=dict)
+
+    # What of the message a printed decision shows: never its body or snippet.
+    EXPLAINED_MESSAGE_FIELDS: ClassVar[set[str]] = {"id", "subject", "sender", "date", "truncated", "parse_warnings"}
+
+    def explanation(self) -> dict[str, Any]:
+        """The JSON of one decision (`labelrouter label`, replay): the message's headers, the summary, every
+        field of the routing at the top level, what apply did, errors and extension results."""
+        data = self.model_dump(mode="json", include={"summary", "applied", "errors", "extensions"})
+        return {"message": self.message.model_dump(mode="json", include=self.EXPLAINED_MESSAGE_FIELDS),
+                "summary": data["summary"],
+                **(self.routing.model_dump(mode="json") if self.routing is not None else {}),
+                "applied": data["applied"], "errors": data["errors"], "extensions": data["extensions"]}

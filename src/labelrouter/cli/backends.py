@@ -1,0 +1,95 @@
+"""Building backends from settings, for every command, in one place: the store, the model registry, the
+mailbox, the inference context and the targets of a label change. Commands never construct them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from labelrouter.errors import ConfigError
+from labelrouter.fsutil import private_dir, write_json_atomic
+from labelrouter.labels import LabelSet, load_label_set
+from labelrouter.settings import Settings
+
+KNOWN_MAILBOXES = "mailboxes.json"  # in <home>: the Maildirs `run` labeled, so label changes reach them
+
+
+def labels(settings: Settings) -> LabelSet:
+    """The label list, loaded (and so validated) before any model loads or anything is written."""
+    return load_label_set(settings.labels_path)
+
+
+def store(settings: Settings, *, create: bool = True) -> Any:
+    from labelrouter.store import open_store
+
+    return open_store(settings, create=create)
+
+
+def registry(settings: Settings) -> Any:
+    from labelrouter.artifacts import open_artifacts
+    from labelrouter.models.registry import ModelRegistry
+
+    return ModelRegistry(open_artifacts(settings))
+
+
+def encoder(settings: Settings) -> Any:
+    from labelrouter.models.encoder import encoder_for
+
+    return encoder_for(settings)
+
+
+def maildir(path: Path) -> Any:
+    from labelrouter.mail.maildir import LocalMaildir
+
+    return LocalMaildir(path, create=False)
+
+
+def context(settings: Settings, **kwargs: Any) -> Any:
+    from labelrouter.graph.context import build_context
+
+    return build_context(settings, **kwargs)
+
+
+def remember_mailbox(settings: Settings, path: Path) -> None:
+    """Note a Maildir that `run` labels, so `labels rename` and `merge` change its folders too."""
+    known = known_mailboxes(settings)
+    resolved = str(path.resolve())
+    if resolved not in known:
+        write_json_atomic(private_dir(settings.home) / KNOWN_MAILBOXES, {"maildirs": [*known, resolved]})
+
+
+def known_mailboxes(settings: Settings) -> list[str]:
+    import json
+
+    try:
+        data = json.loads((settings.home / KNOWN_MAILBOXES).read_text(encoding="utf-8"))
+        return [str(p) for p in data.get("maildirs", []) if isinstance(p, str)]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+@contextlib.contextmanager
+def change_targets(settings: Settings, extra_mailbox: Path | None = None) -> Iterator[Any]:
+    """What a label change must keep consistent: config, store, model registry, and every Maildir this
+    home labeled (the default one, each one `run --mailbox` labeled, and `--mailbox` if given)."""
+    from labelrouter.label_changes import Targets
+
+    if settings.uses_packaged_labels:
+        raise ConfigError("this would edit the label list shipped with labelrouter: run `labelrouter init` to "
+                          "write your own config/labels.json here first (or pass --labels FILE)")
+    candidates = [settings.resolved_mailbox_path, *map(Path, known_mailboxes(settings))]
+    if extra_mailbox is not None:
+        if not (extra_mailbox / "cur").is_dir():
+            raise ConfigError(f"{extra_mailbox} is not a Maildir (no cur/ folder)")
+        candidates.append(extra_mailbox)
+    unique = {str(p.resolve()): p for p in candidates if (p / "cur").is_dir()}
+    enc = encoder(settings)
+    opened = store(settings, create=False)
+    try:
+        yield Targets(labels_path=settings.labels_path, registry=registry(settings), embedder=enc.version,
+                      dim=enc.dim, store=opened, mailboxes=tuple(maildir(p) for p in unique.values()))
+    finally:
+        if opened is not None:
+            opened.close()

@@ -1,0 +1,105 @@
+"""`labelrouter import`, `train` and `eval`: labeled sets in, heads trained and promoted, measurements out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labelrouter.cli import backends
+from labelrouter.cli.common import LabelsOpt, err, friendly_errors, out, progress, settings_for
+from labelrouter.errors import LabelRouterError
+
+MessagesOpt = Annotated[Path, typer.Option("--messages", help="JSONL or JSONL.gz, one labeled message a line.")]
+TaxonomyOpt = Annotated[Path, typer.Option("--taxonomy", help="taxonomy.json of the set.")]
+
+
+@friendly_errors
+def import_(
+    messages: MessagesOpt,
+    taxonomy: TaxonomyOpt,
+    oos_label: Annotated[str | None, typer.Option("--oos-label", help="Label of out-of-scope rows (skipped).")] = None,
+    labels: LabelsOpt = None,
+) -> None:
+    """Import a labeled set (../shared/data format) as gold examples for training; embeds each row once."""
+    from labelrouter.training.importer import import_examples, read_labeled_set
+
+    settings = settings_for(labels)
+    data = read_labeled_set(messages, taxonomy, oos_label=oos_label)  # validated before anything is written
+    configured = backends.labels(settings)
+    in_scope = {r["label"] for r in data.rows if r["label"] != oos_label}
+    outside = sorted(name for name in in_scope if name not in configured)
+    if len(outside) == len(in_scope):
+        fallback = f" --fallback {oos_label}" if oos_label else ""
+        raise LabelRouterError(
+            f"none of the set's labels is in {settings.labels_path}; to work with the set's own labels, "
+            f"`labelrouter init --taxonomy {taxonomy}{fallback}` writes them to config/labels.json")
+    encoder = backends.encoder(settings)
+    store = backends.store(settings)
+    try:
+        with progress("embedding") as bar:
+            task = bar.add_task("embedding", total=sum(1 for r in data.rows if r["label"] != oos_label))
+            count = import_examples(store, encoder, data, snippet_chars=settings.snippet_chars,
+                                    progress=lambda n: bar.advance(task, n))
+    finally:
+        store.close()
+    out.print(f"imported {count} gold examples from {data.name}"
+              + (f"; {len(outside)} of its labels are not configured and will not be trained" if outside else ""))
+
+
+@friendly_errors
+def train(labels: LabelsOpt = None) -> None:
+    """Run the training graph: mine examples, train a head, evaluate it, promote it only if it is better."""
+    from labelrouter.training import build_training_context, run_training
+
+    settings = settings_for(labels)
+    label_set = backends.labels(settings)
+    store = backends.store(settings)
+    try:
+        ctx = build_training_context(settings, store, labels=label_set)
+        with err.status("training") as status:
+            state = run_training(ctx, on_node=lambda node: status.update(f"training: {node} done"))
+    finally:
+        store.close()
+    typer.echo(json.dumps(state.model_dump(exclude={"example_ids", "train_ids", "val_ids"}), indent=2,
+                          ensure_ascii=False))
+
+
+@friendly_errors
+def eval_(
+    messages: MessagesOpt,
+    taxonomy: TaxonomyOpt,
+    protocol: Annotated[str, typer.Option(help="cold, fewshot or full; several comma-separated share one embedding pass.")] = "full",
+    k: Annotated[str, typer.Option("--k", help="Few-shot examples per label, comma-separated.")] = "1,2,4,8,16",
+    oos_label: Annotated[str | None, typer.Option("--oos-label", help="Rows that should get the fallback.")] = None,
+    seeds: Annotated[int, typer.Option(min=5, help="Random draws per k (few-shot).")] = 5,
+    target_precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="Precision of non-fallback decisions the validation threshold aims at.")] = 0.90,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json, report.md and plots go.")] = Path("eval-out"),
+) -> None:
+    """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
+    from labelrouter.evaluation import Evaluator, write_outputs
+    from labelrouter.router import scoring_params
+    from labelrouter.training.importer import read_labeled_set
+
+    protocols = [p.strip() for p in protocol.split(",") if p.strip()]
+    unknown = [p for p in protocols if p not in ("cold", "fewshot", "full")]
+    if unknown or not protocols:
+        raise LabelRouterError(f"unknown protocol {','.join(unknown) or protocol!r}: use cold, fewshot or full")
+    try:
+        ks = sorted({int(x) for x in k.split(",") if x.strip()})
+    except ValueError:
+        raise LabelRouterError(f"--k takes whole numbers separated by commas, got {k!r}") from None
+    settings = settings_for()
+    data = read_labeled_set(messages, taxonomy, oos_label=oos_label)
+    encoder = backends.encoder(settings)
+    with err.status("evaluating") as status:
+        evaluator = Evaluator(data, encoder, scoring_params(settings), seeds=seeds, target_precision=target_precision,
+                              progress=status.update)
+        reports = {p: evaluator.run(p, ks) for p in protocols}
+    for name, report in reports.items():
+        target = out_dir if len(reports) == 1 else out_dir / name
+        for path in write_outputs(report, target):
+            out.print(f"wrote {path}")
+        out.print((target / "report.md").read_text())
