@@ -1,27 +1,49 @@
-"""Shared fixtures. Offline by construction: no model hub, no LLM key, the real encoder loaded once."""
+"""Shared fixtures. Offline by construction: no model hub, no LLM key, the real encoder loaded once.
+
+Lanes (pyproject's markers): a test that uses the real encoder (the `encoder` fixture, directly or through
+another fixture) is marked `slow` here; tests that read `../shared/data` are marked `data` where they are
+written. `pytest -m "not slow and not data"` is the fast lane (stub encoder, no data sets); CI runs all.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-# Before anything imports transformers / huggingface_hub.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-for _name in list(os.environ):
-    if _name.startswith("LABELROUTER_") or _name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
-        del os.environ[_name]
+import pytest
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from labelrouter.graph.context import LabelerContext, build_context  # noqa: E402
-from labelrouter.models.encoder import Encoder, load_encoder  # noqa: E402
-from labelrouter.settings import PACKAGED_LABELS, Settings, load_settings  # noqa: E402
+from labelrouter.graph.context import LabelerContext, build_context
+from labelrouter.models.encoder import Encoder, load_encoder
+from labelrouter.settings import PACKAGED_LABELS, Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA = PROJECT_ROOT.parent / "shared" / "data"
 LABELS_JSON = PACKAGED_LABELS  # the default label list shipped with the package
+# Variables that would change what a test sees: removed for every test, restored afterwards.
+FOREIGN_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "encoder" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline():
+    """No model hub, for the whole session (set before the encoder's first import, restored after)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without the developer's LABELROUTER_* settings or service keys."""
+    for name in list(os.environ):
+        if name.startswith("LABELROUTER_") or name in FOREIGN_ENV:
+            monkeypatch.delenv(name)
 
 
 def registry_at(models_dir: Path):
@@ -38,6 +60,20 @@ def encoder() -> Encoder:
 
 
 @pytest.fixture
+def stub_encoder(monkeypatch: pytest.MonkeyPatch):
+    """The stub encoder, also for code that builds its encoder from settings (the CLI, build_context)."""
+    import labelrouter.graph.context
+    import labelrouter.models.encoder
+    import labelrouter.training
+    from tests.stub_encoder import StubEncoder
+
+    stub = StubEncoder()
+    for module in (labelrouter.models.encoder, labelrouter.graph.context, labelrouter.training):
+        monkeypatch.setattr(module, "encoder_for", lambda settings: stub)
+    return stub
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(home=tmp_path / "home", labels_path=LABELS_JSON,
                          mailbox_ids_path=tmp_path / "gmail_labels.json")
@@ -46,4 +82,3 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def ctx(settings: Settings, encoder: Encoder) -> LabelerContext:
     return build_context(settings, mode="decide")
-

@@ -12,7 +12,8 @@ from tests.conftest import DATA
 
 CLINC = DATA / "clinc150"
 runner = CliRunner()
-pytestmark = pytest.mark.skipif(not (CLINC / "messages.jsonl.gz").exists(), reason="needs ../shared/data/clinc150")
+pytestmark = [pytest.mark.data,
+              pytest.mark.skipif(not (CLINC / "messages.jsonl.gz").exists(), reason="needs ../shared/data/clinc150")]
 
 
 @pytest.fixture(scope="module")

@@ -140,6 +140,7 @@ def test_settings_reject_bad_values():
         load_settings(summarizer="gemini").use_gemini()
 
 
+@pytest.mark.slow  # builds its context from settings: the real encoder
 def test_registered_graph_runs_without_a_context():
     """`langgraph dev` passes no context: the nodes build the default one from settings once."""
     from labelrouter.graph.app import graph

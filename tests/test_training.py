@@ -25,7 +25,8 @@ CLINC = DATA / "clinc150"
 DOMAINS = ("banking", "credit_cards")  # 30 intents, siblings within each domain
 runner = CliRunner()
 
-pytestmark = pytest.mark.skipif(not (CLINC / "messages.jsonl.gz").exists(), reason="needs ../shared/data/clinc150")
+pytestmark = [pytest.mark.data,
+              pytest.mark.skipif(not (CLINC / "messages.jsonl.gz").exists(), reason="needs ../shared/data/clinc150")]
 
 
 def _write_jsonl(path: Path, rows) -> Path:

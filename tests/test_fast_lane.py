@@ -1,0 +1,77 @@
+"""The whole loop on the stub encoder, in the fast lane: run labels a Maildir exactly once through the CLI,
+label prints the state output model's JSON, training promotes a head the next run uses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from labelrouter.cli.app import app
+from labelrouter.demo import create_sample_mailbox
+from labelrouter.mail.maildir import LocalMaildir
+from labelrouter.state import LabelingOutput
+from labelrouter.store import open_store
+from labelrouter.training import build_training_context, run_training
+from tests.conftest import LABELS_JSON, registry_at
+
+runner = CliRunner()
+
+
+def _env(tmp_path):
+    return {"LABELROUTER_HOME": str(tmp_path / "home"), "LABELROUTER_LABELS_PATH": str(LABELS_JSON)}
+
+
+def test_run_labels_each_message_once_and_a_second_run_adds_nothing(tmp_path, stub_encoder, settings):
+    expected = create_sample_mailbox(tmp_path / "home" / "mailbox")
+    first = runner.invoke(app, ["run", "--json"], env=_env(tmp_path))
+    assert first.exit_code == 0, first.output
+    outcomes = [json.loads(line) for line in first.stdout.splitlines()]
+    assert len(outcomes) == len(expected) and {o["status"] for o in outcomes} == {"applied"}
+    box = LocalMaildir(tmp_path / "home" / "mailbox", create=False)
+    ours = {lb["name"] for lb in json.loads(LABELS_JSON.read_text())["labels"]}
+    assert all(len(set(box.label_ids(mid)) & ours) == 1 for mid in expected)  # exactly one of our labels each
+    again = runner.invoke(app, ["run", "--json"], env=_env(tmp_path))
+    assert again.exit_code == 0 and again.stdout.strip() == ""
+    store = open_store(settings.model_copy(update={"home": tmp_path / "home"}), create=False)
+    assert store.counts().get("labeled") == len(expected)
+    assert {r["encoder_version"] for r in store.rows("labeled")} == {stub_encoder.version}
+
+
+def test_label_json_is_the_output_models_explanation(tmp_path, stub_encoder):
+    raw = b"From: a@example.com\nSubject: Flight booking confirmation\n\nYour flight booking and hotel itinerary.\n"
+    result = runner.invoke(app, ["label", "-"], input=raw, env=_env(tmp_path))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"message", "summary", "applied", "errors", "extensions",
+                         *LabelingOutput.model_fields["routing"].annotation.__args__[0].model_fields}
+    assert set(data["message"]) == LabelingOutput.EXPLAINED_MESSAGE_FIELDS  # no body, no snippet
+    assert data["encoder_version"] == stub_encoder.version
+
+
+def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_encoder, settings):
+    from labelrouter.graph.context import build_context
+    from labelrouter.labels import load_label_set
+
+    labels = load_label_set(LABELS_JSON)
+    store = open_store(settings)
+    rng = np.random.default_rng(0)
+    rows = []
+    for j, name in enumerate(labels.names[:5]):
+        for i in range(12):
+            vector = rng.normal(size=stub_encoder.dim).astype("<f4")
+            vector[j] += 6
+            vector /= np.linalg.norm(vector)
+            rows.append({"example_id": f"g:{name}:{i}", "message_id": f"{name}:{i}", "label": name, "kind": "gold",
+                         "rejected_label": None, "source": "test", "split": None, "subject": "s",
+                         "embedding": vector.tobytes(), "embedding_dim": stub_encoder.dim,
+                         "encoder_version": stub_encoder.version, "occurred_at": f"2024-01-{i + 1:02d}",
+                         "created_at": "2024"})
+    store.add_examples(rows)
+    state = run_training(build_training_context(settings, store))
+    assert state.promoted, state.decision
+    assert registry_at(settings.resolved_models_dir).current_version() == state.candidate_version
+    ctx = build_context(settings)
+    assert ctx.model_version.endswith(f"+head:{state.candidate_version}")
+    assert len(state.val_ids) == 12 and all(i.split(":")[-1] in {"9", "10", "11"} for i in state.val_ids)  # newest
