@@ -75,3 +75,38 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
     ctx = build_context(settings)
     assert ctx.model_version.endswith(f"+head:{state.candidate_version}")
     assert len(state.val_ids) == 12 and all(i.split(":")[-1] in {"9", "10", "11"} for i in state.val_ids)  # newest
+
+
+def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, stub_encoder, settings):
+    """State carries ids and versions only, so a run stopped after train_head resumes in a new graph
+    object from its checkpoint and promotes what was staged."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from labelrouter.training.graph import build_training_graph
+
+    store = open_store(settings)
+    rng = np.random.default_rng(1)
+    names = [lb["name"] for lb in json.loads(LABELS_JSON.read_text())["labels"]][:3]
+    rows = []
+    for j, name in enumerate(names):
+        for i in range(17):
+            vector = rng.normal(size=stub_encoder.dim).astype("<f4")
+            vector[j] += 6
+            vector /= np.linalg.norm(vector)
+            rows.append({"example_id": f"g:{name}:{i}", "message_id": f"{name}:{i}", "label": name, "kind": "gold",
+                         "rejected_label": None, "source": "test", "split": None, "subject": "s",
+                         "embedding": vector.tobytes(), "embedding_dim": stub_encoder.dim,
+                         "encoder_version": stub_encoder.version, "occurred_at": f"2024-02-{i + 1:02d}",
+                         "created_at": "2024"})
+    store.add_examples(rows)
+    ctx = build_training_context(settings, store)
+    saver, config = InMemorySaver(), {"configurable": {"thread_id": "nightly-1"}}
+    first = build_training_graph().compile(checkpointer=saver, interrupt_after=["train_head"])
+    first.invoke({}, config, context=ctx)
+    paused = first.get_state(config)
+    assert paused.next == ("evaluate",) and paused.values["candidate_version"]
+    assert registry_at(settings.resolved_models_dir).current_version() is None
+    resumed = build_training_graph().compile(checkpointer=saver)
+    final = resumed.invoke(None, config, context=build_training_context(settings, store))
+    assert final["promoted"] and final["candidate_version"] == paused.values["candidate_version"]
+    assert registry_at(settings.resolved_models_dir).current_version() == final["candidate_version"]

@@ -111,5 +111,5 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray, points: int = 20)
     curve = []
     for c in np.linspace(1 / points, 1, points):
         n = max(1, int(round(c * len(order))))
-        curve.append([round(n / len(order), 4), round(1 - hits[n - 1] / n, 4)])
+        curve.append([round(n / len(order), 4), round(float(1 - hits[n - 1] / n), 4)])
     return curve
