@@ -57,3 +57,24 @@ def test_the_graph_refuses_a_run_without_its_context():
     graph = build_inference_graph().compile()
     with pytest.raises(TypeError, match="needs a LabelerContext"):
         graph.invoke({"message": EmailMessage(id="m", subject="s", body="b")})
+
+
+BACKEND_BUILDERS = ("labelrouter.store", "labelrouter.artifacts", "labelrouter.graph.context",
+                    "labelrouter.models.encoder", "labelrouter.models.registry", "labelrouter.mail.maildir")
+
+
+def test_cli_commands_build_backends_only_through_cli_backends():
+    for module, names in _imports("cli").items():
+        if module == "cli/backends.py":
+            continue
+        bad = sorted(n for n in names if n.startswith(BACKEND_BUILDERS))
+        assert not bad, f"{module} imports {bad}: build it in cli/backends.py"
+
+
+def test_only_the_registry_knows_the_bundle_layout():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "registry.py" and path.parent.name == "models":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for key in ('"versions/', '"candidates/', '"current.json"', '"history.json"', '"bundle.json"'):
+            assert key not in text and key.replace('"', "f\"") not in text, f"{path.relative_to(PACKAGE)} uses {key}"
