@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
@@ -15,25 +14,9 @@ from labelrouter.state import LabelingOutput
 from labelrouter.store import open_store
 from labelrouter.training import build_training_context, run_training
 from tests.conftest import LABELS_JSON, registry_at
+from tests.helpers import separable_examples
 
 runner = CliRunner()
-
-
-def _examples(encoder, names: list[str], per_label: int) -> list[dict]:
-    """Gold examples whose vectors separate by label (one strong dimension each), dated day by day."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for j, name in enumerate(names):
-        for i in range(per_label):
-            vector = rng.normal(size=encoder.dim).astype("<f4")
-            vector[j] += 6
-            vector /= np.linalg.norm(vector)
-            rows.append({"example_id": f"g:{name}:{i}", "message_id": f"{name}:{i}", "label": name, "kind": "gold",
-                         "rejected_label": None, "source": "test", "split": None, "subject": "s",
-                         "embedding": vector.tobytes(), "embedding_dim": encoder.dim,
-                         "encoder_version": encoder.version, "occurred_at": f"2024-01-{i + 1:02d}",
-                         "created_at": "2024"})
-    return rows
 
 
 def _env(tmp_path):
@@ -72,7 +55,7 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
     from labelrouter.labels import load_label_set
 
     store = open_store(settings)
-    store.add_examples(_examples(stub_encoder, load_label_set(LABELS_JSON).names[:5], per_label=12))
+    store.add_examples(separable_examples(stub_encoder, load_label_set(LABELS_JSON).names[:5], per_label=12))
     state = run_training(build_training_context(settings, store))
     assert state.promoted, state.decision
     assert registry_at(settings.resolved_models_dir).current_version() == state.candidate_version
@@ -90,7 +73,7 @@ def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, s
     from labelrouter.training.graph import build_training_graph
 
     store = open_store(settings)
-    store.add_examples(_examples(stub_encoder, load_label_set(LABELS_JSON).names[:3], per_label=17))
+    store.add_examples(separable_examples(stub_encoder, load_label_set(LABELS_JSON).names[:3], per_label=17))
     ctx = build_training_context(settings, store)
     saver, config = InMemorySaver(), {"configurable": {"thread_id": "nightly-1"}}
     first = build_training_graph().compile(checkpointer=saver, interrupt_after=["train_head"])

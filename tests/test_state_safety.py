@@ -17,6 +17,7 @@ from labelrouter.models.registry import ModelRegistry
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, run_training
 from tests.conftest import LABELS_JSON
+from tests.helpers import separable_examples
 
 runner = CliRunner()
 LABELS = ["a", "b", "c"]
@@ -105,27 +106,12 @@ def test_a_symlinked_version_that_escapes_is_refused(tmp_path):
         _load_current(tmp_path / "models")
 
 
-def _examples(encoder, n_per_label=15):
-    rng = np.random.default_rng(0)
-    names = [lb["name"] for lb in json.loads(LABELS_JSON.read_text())["labels"]][:4]
-    rows = []
-    for j, name in enumerate(names):
-        for i in range(n_per_label):
-            vector = rng.normal(size=encoder.dim).astype("<f4")
-            vector[j] += 8
-            vector /= np.linalg.norm(vector)
-            rows.append({"example_id": f"gold:{name}:{i}", "message_id": f"{name}:{i}", "label": name,
-                         "kind": "gold", "rejected_label": None, "source": "test", "split": None, "subject": "s",
-                         "embedding": vector.tobytes(), "embedding_dim": encoder.dim,
-                         "encoder_version": encoder.version, "occurred_at": None, "created_at": "2024"})
-    return rows
-
-
 def test_a_failed_training_run_leaves_nothing_staged(tmp_path, settings, encoder, monkeypatch):
     import labelrouter.training.graph as graph
 
     store = SQLiteStore(settings.resolved_db_path)
-    store.add_examples(_examples(encoder))
+    names = [lb["name"] for lb in json.loads(LABELS_JSON.read_text())["labels"]][:4]
+    store.add_examples(separable_examples(encoder, names, 15, dated=False))
     stale = settings.resolved_models_dir / "candidates" / "h-killed-earlier"
     stale.mkdir(parents=True)  # what a training run killed with -9 would leave
 
