@@ -114,8 +114,8 @@ def main() -> None:
     report = {
         "dataset": "20newsgroups", "split": "test", "protocol": "cold", "n_test": len(messages),
         "encoder": ctx.encoder.version, "torch_threads": torch.get_num_threads(),
-        "embedded_text": "subject + cleaned body snippet (first %d chars; model truncates at %d tokens)"
-        % (settings.snippet_chars, ctx.encoder.model.max_seq_length),
+        "embedded_text": f"subject + cleaned body snippet (first {settings.snippet_chars} chars; "
+                         f"model truncates at {ctx.encoder.model.max_seq_length} tokens)",
         "top1": round(float(top1), 4), "recall@5": round(float(recall5), 4),
         "throughput_msgs_per_s": round(pipe_rate, 2), "raw_encoder_msgs_per_s": round(raw_rate, 2),
         "pipeline_over_raw": round(pipe_rate / raw_rate, 3), "bf16_encoder_msgs_per_s": round(bf16_rate, 2),
