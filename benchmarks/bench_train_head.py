@@ -32,7 +32,7 @@ from labelrouter.pipeline import Labeler  # noqa: E402
 from labelrouter.settings import load_settings  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-from labelrouter.store import SQLiteStore  # noqa: E402
+from labelrouter.store import open_store  # noqa: E402
 from labelrouter.training import build_training_context, run_training  # noqa: E402
 from labelrouter.training.head import train_linear_head  # noqa: E402
 from labelrouter.training.importer import LabeledSet, import_examples, row_message  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
             *taxonomy["labels"], {"name": "other", "parent": None, "description": "anything else"}]}))
         settings = load_settings(home=Path(tmp) / "home", labels_path=labels_json, encoder_autocast="off")
         encoder = load_encoder(None, "cpu", "off", 64)
-        store = SQLiteStore(settings.resolved_db_path)
+        store = open_store(settings)
         from labelrouter.labels import load_label_set
 
         labels = load_label_set(labels_json)
@@ -74,7 +74,7 @@ def main() -> None:
         state = run_training(ctx)
         train_graph_s = time.perf_counter() - start
 
-        X, y = ctx.matrix(state.train_ids)
+        X, y, _ = ctx.matrix(state.train_ids)
         start = time.perf_counter()
         train_linear_head(X, y, embedder=encoder.version, version="timing", label_order=labels.names)
         fit_s = time.perf_counter() - start
