@@ -46,6 +46,23 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(scope="session")
+def postgres_schemas():
+    """Schemas of this test run on the local PostgreSQL (started if installed), dropped at the end."""
+    from tests.postgres import URL, ensure_postgres
+
+    problem = ensure_postgres()
+    if problem:
+        pytest.skip(f"POSTGRES TESTS SKIPPED: {problem}")
+    created: list[str] = []
+    yield created
+    import psycopg
+
+    with psycopg.connect(URL, autocommit=True) as conn:
+        for schema in created:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def registry_at(models_dir: Path):
     """The model registry of a local models directory (what `open_artifacts` gives without Supabase)."""
     from labelrouter.artifacts import LocalArtifacts

@@ -6,8 +6,11 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 
 URL = os.environ.get("LABELROUTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Every schema this test run creates starts with this; conftest's `postgres_schemas` drops them at the end.
+RUN_PREFIX = f"lr_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
 def _reachable() -> str | None:

@@ -6,8 +6,6 @@ Each Postgres test gets a schema of its own under this run's prefix; all are dro
 from __future__ import annotations
 
 import multiprocessing
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +14,7 @@ import pytest
 from labelrouter.errors import StoreError
 from labelrouter.state import ApplyResult, EmailMessage, LabelingState, Routing, Summary
 from labelrouter.store import SQLiteStore, decode_embedding, migrations
-from tests.postgres import URL, ensure_postgres
-
-RUN_PREFIX = f"lr_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture(scope="session")
-def postgres_schemas():
-    problem = ensure_postgres()
-    if problem:
-        pytest.skip(f"POSTGRES CONTRACT TESTS SKIPPED: {problem}")
-    created: list[str] = []
-    yield created
-    import psycopg
-
-    with psycopg.connect(URL, autocommit=True) as conn:
-        for schema in created:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+from tests.postgres import RUN_PREFIX, URL
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -29,6 +29,11 @@ def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: 
         try:
             if not dry_run:
                 backends.remember_mailbox(settings, mailbox_path)
+                from labelrouter.cli.feedback import sync_line
+                from labelrouter.feedback import sync_and_mine
+
+                # What the user did since the last run is read back before new mail is labeled.
+                err.print(sync_line(*sync_and_mine(store, mailbox, labels)), highlight=False)
             ctx = backends.context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
                                    labels=labels)
             labeler = Labeler(ctx, settings)

@@ -20,6 +20,19 @@ class MailboxChange:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MessageState:
+    """A processed message as the mailbox has it now: what label syncs read back."""
+
+    label_ids: tuple[str, ...]  # every label id it carries, INBOX included while it is in the inbox
+    seen: bool = False  # the user read it
+    important: bool = False  # Gmail's IMPORTANT; on a Maildir, the flagged (F) mark
+
+    @property
+    def in_inbox(self) -> bool:
+        return INBOX in self.label_ids
+
+
 class Mailbox(Protocol):
     def list_inbox(self) -> list[str]:
         """Stable ids of the messages waiting in the inbox, oldest first."""
@@ -29,6 +42,9 @@ class Mailbox(Protocol):
 
     def label_ids(self, message_id: str) -> list[str]:
         """The mailbox label ids the message carries now (including INBOX while it is in the inbox)."""
+
+    def states(self, message_ids: list[str]) -> dict[str, MessageState]:
+        """Current labels and interaction signals of these messages; an id missing from the result is gone."""
 
     def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
         """Label name → mailbox label id, creating missing labels when `create`."""

@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
 from labelrouter.fsutil import private_dir, write_json_atomic
-from labelrouter.mail.mailbox import INBOX, MailboxChange
+from labelrouter.mail.mailbox import INBOX, MailboxChange, MessageState
 
 LOCK_FILE = "labelrouter.lock"
 REGISTRY_FILE = "labelrouter-labels.json"
@@ -118,6 +118,22 @@ class LocalMaildir:
             if path is not None:
                 locations[label_id] = path
         return locations
+
+    def states(self, message_ids: list[str]) -> dict[str, MessageState]:
+        """One listing of every folder, however many messages are asked about. A message is in every folder
+        that holds a file of its unique name (moved by a mail client or by hand on disk: the same); it is
+        seen or flagged when any of its files carries the S or F flag (`:2,<flags>`)."""
+        wanted = set(message_ids)
+        folders: dict[str, list[str]] = {}
+        flags: dict[str, set[str]] = {}
+        for label_id in self._folders():
+            for unique, path in self._files(label_id).items():
+                if unique in wanted:
+                    folders.setdefault(unique, []).append(label_id)
+                    info = path.name.split(":2,", 1)[1] if ":2," in path.name else ""
+                    flags.setdefault(unique, set()).update(info)
+        return {mid: MessageState(tuple(sorted(found)), seen="S" in flags[mid], important="F" in flags[mid])
+                for mid, found in folders.items()}
 
     def list_inbox(self) -> list[str]:
         files = self._files(INBOX)

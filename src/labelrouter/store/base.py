@@ -49,6 +49,22 @@ class Store(Protocol):
     def examples(self, encoder_version: str) -> list[dict[str, Any]]:
         """Examples embedded by this encoder, oldest first."""
 
+    def sync_candidates(self, processed_since: str | None = None) -> list[dict[str, Any]]:
+        """Labeled messages a sync looks at: never synced (incremental), or processed since (nightly)."""
+
+    def record_sync(self, updates: list[dict[str, Any]]) -> int:
+        """What a sync read per message, in one transaction."""
+
+    def feedback_rows(self) -> list[dict[str, Any]]:
+        """Labeled decisions with their synced state and embedding, for mining."""
+
+    def example_counts(self) -> dict[str, int]:
+        """Examples per kind (gold, correction, confirmation, silver)."""
+
+    def record_feedback(self, verdicts: list[dict[str, Any]], examples: list[dict[str, Any]],
+                        drop_example_ids: list[str]) -> None:
+        """Mining's verdicts and the examples they yield, in one transaction."""
+
     def relabel(self, old: str, new: str) -> dict[str, int]:
         """A renamed or merged label, in examples and decisions (one transaction)."""
 

@@ -47,7 +47,11 @@ class PostgresStore(SQLStore):
                              f"{' '.join(str(exc).split())[:300]}") from None
         if schema:
             with self._guard("selecting the schema") as conn:
-                conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(schema)))
+                # CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent create (two processes can
+                # both pass the check and one fails on pg_namespace): take the migration lock for it.
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                    conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(schema)))
                 conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(schema)))
         self.migrate()
         self._check_tables()

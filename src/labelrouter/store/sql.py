@@ -114,19 +114,69 @@ class SQLStore:
         """Insert examples in one transaction (all or nothing); an example id already stored is replaced."""
         if not rows:
             return 0
+        self._transaction("storing examples", [self._examples_insert(rows)])
+        return len(rows)
+
+    @staticmethod
+    def _examples_insert(rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
         columns = list(rows[0])
         updates = ", ".join(f"{c} = excluded.{c}" for c in [*columns, "seq"] if c != "example_id")
         sql = (f"INSERT INTO examples ({', '.join(columns)}, seq) VALUES ({', '.join('?' * len(columns))}, "
                f"(SELECT COALESCE(MAX(seq), 0) + 1 FROM examples)) "
                f"ON CONFLICT (example_id) DO UPDATE SET {updates}")
-        self._transaction("storing examples", [(sql, [tuple(row[c] for c in columns) for row in rows])])
-        return len(rows)
+        return sql, [tuple(row[c] for c in columns) for row in rows]
 
     def examples(self, encoder_version: str) -> list[dict[str, Any]]:
         """Examples embedded by this encoder, oldest first."""
         sql = ("SELECT * FROM examples WHERE encoder_version = ? "
                "ORDER BY (occurred_at IS NULL), occurred_at, seq")
         return self._query("reading examples", sql, (encoder_version,))
+
+    # -- feedback -------------------------------------------------------------------------------
+    def sync_candidates(self, processed_since: str | None = None) -> list[dict[str, Any]]:
+        """Labeled messages a sync looks at: never synced ones (incremental), or every one processed since
+        `processed_since` (nightly)."""
+        where = "processed_at >= ?" if processed_since is not None else "labels_synced_at IS NULL"
+        sql = ("SELECT message_id, label_applied, label_ids_after, intent_label_id, archived, processed_at "
+               f"FROM processed_messages WHERE status = 'labeled' AND {where} ORDER BY processed_at, message_id")
+        return self._query("reading messages to sync", sql, (processed_since,) if processed_since is not None else ())
+
+    def record_sync(self, updates: list[dict[str, Any]]) -> int:
+        """What a sync read for each message (one transaction): current label ids, present/seen/in_inbox/
+        important, when it was synced, and `touched_at` the first time a change was seen."""
+        sql = ("UPDATE processed_messages SET label_ids_current = ?, labels_synced_at = ?, present = ?, seen = ?, "
+               "in_inbox = ?, important = ?, touched_at = COALESCE(touched_at, ?) WHERE message_id = ?")
+        params = [(json.dumps(u["label_ids_current"], ensure_ascii=False), u["synced_at"], int(u["present"]),
+                   int(u["seen"]), int(u["in_inbox"]), int(u["important"]), u.get("touched_at"), u["message_id"])
+                  for u in updates]
+        return sum(self._transaction("recording a sync", [(sql, params)])) if params else 0
+
+    def feedback_rows(self) -> list[dict[str, Any]]:
+        """Labeled decisions with what mining needs: the decision, the synced state, the embedding."""
+        sql = ("SELECT message_id, subject, message_date, label_applied, top_label, fallback, confidence, margin, "
+               "threshold, label_ids_after, label_ids_current, labels_synced_at, present, seen, in_inbox, important, "
+               "archived, touched_at, feedback, effective_label, embedding, embedding_dim, encoder_version, "
+               "model_version, embedded_text, processed_at FROM processed_messages WHERE status = 'labeled' "
+               "ORDER BY processed_at, message_id")
+        return self._query("reading feedback", sql)
+
+    def example_counts(self) -> dict[str, int]:
+        rows = self._query("counting examples", "SELECT kind, COUNT(*) AS n FROM examples GROUP BY kind")
+        return {str(r["kind"]): int(r["n"]) for r in rows}
+
+    def record_feedback(self, verdicts: list[dict[str, Any]], examples: list[dict[str, Any]],
+                        drop_example_ids: list[str]) -> None:
+        """Mining's results in one transaction: each message's verdict, the examples it yields (replacing
+        earlier ones of the same id), and the examples a changed verdict no longer supports."""
+        statements: list[tuple[str, list[tuple[Any, ...]]]] = [
+            ("UPDATE processed_messages SET feedback = ?, effective_label = ?, mined_at = ? WHERE message_id = ?",
+             [(v["feedback"], v["effective_label"], v["mined_at"], v["message_id"]) for v in verdicts]),
+        ]
+        if drop_example_ids:
+            statements.append(("DELETE FROM examples WHERE example_id = ?", [(i,) for i in drop_example_ids]))
+        if examples:
+            statements.append(self._examples_insert(examples))
+        self._transaction("recording feedback", [s for s in statements if s[1]])
 
     def relabel(self, old: str, new: str) -> dict[str, int]:
         """A renamed or merged label: examples and decisions that name `old` name `new` (one transaction)."""

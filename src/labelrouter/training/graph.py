@@ -97,10 +97,14 @@ def mine_feedback(state: TrainingState, runtime: Runtime[TrainingContext]) -> di
 
 
 def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
-    """The split policy (`labelrouter.splits`): the newest `val_fraction` of examples validate."""
+    """The split policy (`labelrouter.splits`): the newest `val_fraction` of trusted examples validate.
+    Silver (the model agreeing with itself) only ever trains: judging a model on it would reward it for
+    repeating its own decisions."""
     ctx = runtime.context
     rows = ctx.examples(state.example_ids)
-    train, val = holdout(range(len(rows)), [r["occurred_at"] for r in rows], ctx.val_fraction)
+    trusted = [i for i, r in enumerate(rows) if r["kind"] != "silver"]
+    train, val = holdout(trusted, [r["occurred_at"] for r in rows], ctx.val_fraction)
+    train += [i for i, r in enumerate(rows) if r["kind"] == "silver"]
     return {"train_ids": [state.example_ids[i] for i in train], "val_ids": [state.example_ids[i] for i in val]}
 
 

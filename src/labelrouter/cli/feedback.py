@@ -1,0 +1,72 @@
+"""`labelrouter sync` and `labelrouter feedback`: read the user's filing back, and what was learned from it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from labelrouter.cli import backends
+from labelrouter.cli.common import LabelsOpt, friendly_errors, out, settings_for
+
+
+def sync_line(synced: Any, mined: Any) -> str:
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(mined.examples.items())) or "no examples"
+    return (f"{'nightly ' if synced.nightly else ''}sync: {synced.looked} looked at, {synced.touched} touched by you "
+            f"({synced.gone} gone); mining: {kinds}; {mined.verdicts.get('reorganised', 0)} in bulk reorganisations")
+
+
+@friendly_errors
+def sync(
+    mailbox: Annotated[Path | None, typer.Option(help="Maildir to read back (default: <home>/mailbox).")] = None,
+    nightly: Annotated[bool, typer.Option("--nightly", help="Every message processed in the window, touched or not.")] = False,
+    days: Annotated[float, typer.Option("--days", min=0, help="With --nightly: the window in days.")] = 30.0,
+    labels: LabelsOpt = None,
+) -> None:
+    """Read back what you did to labeled messages (moved, read, archived) and mine corrections from it."""
+    from labelrouter.feedback import sync_and_mine
+
+    settings = settings_for(labels)
+    label_set = backends.labels(settings)
+    box = backends.maildir(mailbox or settings.resolved_mailbox_path)
+    store = backends.store(settings, create=False)
+    if store is None:
+        out.print("nothing to sync: no message has been labeled yet")
+        return
+    try:
+        synced, mined = sync_and_mine(store, box, label_set, nightly_days=days if nightly else None)
+    finally:
+        store.close()
+    out.print(sync_line(synced, mined))
+
+
+@friendly_errors
+def feedback(
+    latest: Annotated[int, typer.Option("--latest", min=0, help="How many recent corrections to list.")] = 10,
+) -> None:
+    """Counts of what mining found (corrections, confirmations, silver, …) and the latest corrections."""
+    settings = settings_for()
+    store = backends.store(settings, create=False)
+    if store is None:
+        out.print("no store yet: nothing has been labeled")
+        return
+    try:
+        rows = store.feedback_rows()
+        examples = store.example_counts()
+    finally:
+        store.close()
+    counts = Counter(r["feedback"] or ("unsynced" if r["labels_synced_at"] is None else "no signal") for r in rows)
+    out.print(f"{len(rows)} labeled messages: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    out.print("training examples: " + (", ".join(f"{n} {k}" for k, n in sorted(examples.items())) or "none"))
+    corrections = sorted((r for r in rows if r["feedback"] == "correction"), key=lambda r: str(r["touched_at"]),
+                         reverse=True)[:latest]
+    if corrections:
+        table = Table(title="latest corrections")
+        for column in ("when", "subject", "we labeled", "you filed it as"):
+            table.add_column(column)
+        for r in corrections:
+            table.add_row(str(r["touched_at"]), r["subject"] or r["message_id"], r["label_applied"], r["effective_label"])
+        out.print(table)

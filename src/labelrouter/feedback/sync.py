@@ -1,0 +1,74 @@
+"""Label syncs: read each processed message's current labels and signals back from the mailbox.
+
+Incremental (every poll, before labeling): messages never synced are looked at; only those the user
+touched — labels changed from what we left, read, or deleted — get `label_ids_current` and
+`labels_synced_at`; untouched ones stay unsynced and are looked at again next time. Nightly: every
+message processed in the window is recorded, touched or not, with the `important` flag.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from labelrouter.mail.mailbox import Mailbox
+from labelrouter.store.base import Store
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    looked: int
+    touched: int
+    gone: int
+    recorded: int
+    nightly: bool
+
+
+def _ids(value: Any) -> list[str]:
+    if not value:
+        return []
+    decoded = json.loads(value) if isinstance(value, str) else value
+    return [str(v) for v in decoded]
+
+
+def sync(store: Store, mailbox: Mailbox, *, nightly_days: float | None = None, clock: Clock = utc_now,
+         batch: int = 1000) -> SyncReport:
+    """Read the mailbox back for the messages a sync covers and record what it finds (see module doc)."""
+    now = clock()
+    since = (now - timedelta(days=nightly_days)).isoformat(timespec="seconds") if nightly_days is not None else None
+    rows = store.sync_candidates(since)
+    looked = touched = gone = recorded = 0
+    stamp = now.isoformat(timespec="seconds")
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        states = mailbox.states([r["message_id"] for r in chunk])
+        updates = []
+        for row in chunk:
+            looked += 1
+            state = states.get(row["message_id"])
+            left = sorted(_ids(row["label_ids_after"]))
+            if state is None:
+                changed = True
+                gone += 1
+            else:
+                changed = sorted(state.label_ids) != left or state.seen
+            touched += changed
+            if not (changed or nightly_days is not None):
+                continue
+            updates.append({
+                "message_id": row["message_id"], "synced_at": stamp, "present": state is not None,
+                "label_ids_current": list(state.label_ids) if state is not None else [],
+                "seen": bool(state and state.seen), "in_inbox": bool(state and state.in_inbox),
+                "important": bool(state and state.important), "touched_at": stamp if changed else None,
+            })
+        recorded += store.record_sync(updates)
+    return SyncReport(looked, touched, gone, recorded, nightly_days is not None)

@@ -1,0 +1,237 @@
+"""Closing the loop on the local Maildir: what the user does to our labels is synced and mined."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from labelrouter.cli.app import app
+from labelrouter.demo import create_sample_mailbox
+from labelrouter.feedback import MiningPolicy, mine, sync, sync_and_mine
+from labelrouter.labels import load_label_set
+from labelrouter.mail.maildir import LocalMaildir, folder_name
+from labelrouter.settings import load_settings
+from labelrouter.store import open_store
+from tests.conftest import LABELS_JSON
+from tests.postgres import RUN_PREFIX, URL
+
+runner = CliRunner()
+LABELS = load_label_set(LABELS_JSON)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def move(box: LocalMaildir, message_id: str, source: str, target: str) -> None:
+    """What a user does with a mail client (or by hand on disk): the file goes to another label folder."""
+    folder = box.root / f".{folder_name(source)}" / "cur"
+    name = next(n for n in os.listdir(folder) if n.split(":")[0] == message_id)
+    destination = box.root / f".{folder_name(target)}" / "cur"
+    destination.mkdir(parents=True, exist_ok=True)
+    os.rename(folder / name, destination / name)
+
+
+def mark_read(box: LocalMaildir, message_id: str) -> None:
+    for path in box.root.rglob("*"):
+        if path.is_file() and path.name.split(":")[0] == message_id:
+            stem = path.name.split(":2,")[0]
+            path.rename(path.with_name(f"{stem}:2,S"))
+
+
+def archive(box: LocalMaildir, message_id: str) -> None:
+    for sub in ("cur", "new"):
+        for name in os.listdir(box.root / sub):
+            if name.split(":")[0] == message_id:
+                os.unlink(box.root / sub / name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def labeled(request, tmp_path, stub_encoder, monkeypatch):
+    """The demo mailbox labeled by `run` (stub encoder), on SQLite or on the local PostgreSQL."""
+    monkeypatch.setenv("LABELROUTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LABELROUTER_LABELS_PATH", str(LABELS_JSON))
+    if request.param == "postgres":
+        schemas = request.getfixturevalue("postgres_schemas")
+        schemas.append(f"{RUN_PREFIX}_feedback_{len(schemas)}")
+        monkeypatch.setenv("LABELROUTER_DATABASE_URL", URL)
+        monkeypatch.setenv("LABELROUTER_DATABASE_SCHEMA", schemas[-1])
+    expected = create_sample_mailbox(tmp_path / "home" / "mailbox")
+    result = runner.invoke(app, ["run", "--json"])
+    assert result.exit_code == 0, result.output
+    store = open_store(load_settings())
+    yield store, LocalMaildir(tmp_path / "home" / "mailbox", create=False), expected
+    store.close()
+
+
+def _applied(store) -> dict[str, str]:
+    return {r["message_id"]: r["label_applied"] for r in store.rows("labeled")}
+
+
+def _ids_of_ours() -> dict[str, str]:
+    return {folder_name(n): n for n in LABELS.names}
+
+
+def test_sync_records_exactly_what_the_user_touched_and_mining_finds_each_correction(labeled):
+    store, box, _ = labeled
+    applied = _applied(store)
+    # Messages we left in the inbox carry our label beside INBOX; pick four to correct, one to archive,
+    # one to read, all distinct and none of them in the fallback label (moving out of it is tested below).
+    in_inbox = [m for m, lb in applied.items() if "INBOX" in box.label_ids(m) and lb != LABELS.fallback]
+    others = [n for n in LABELS.names if n != LABELS.fallback]
+    moved = {}
+    for mid in in_inbox[:4]:
+        target = next(n for n in others if n != applied[mid])
+        move(box, mid, applied[mid], target)
+        moved[mid] = target
+    archive(box, in_inbox[4])
+    mark_read(box, in_inbox[5])
+    clock = Clock()
+    report = sync(store, box, clock=clock)
+    assert (report.looked, report.touched, report.gone) == (len(applied), 6, 0)
+    synced = {r["message_id"]: r for r in store.rows("labeled") if r["labels_synced_at"] is not None}
+    assert set(synced) == {*moved, in_inbox[4], in_inbox[5]}  # untouched ones stay unsynced
+    assert json.loads(synced[in_inbox[4]]["label_ids_current"]) == [folder_name(applied[in_inbox[4]])]
+
+    mined = mine(store, LABELS, _ids_of_ours(), clock=clock)
+    assert mined.verdicts["correction"] == 4 and mined.verdicts["confirmation"] == 2
+    examples = {e["message_id"]: e for e in store.examples(store.rows("labeled")[0]["encoder_version"])}
+    for mid, target in moved.items():
+        assert (examples[mid]["kind"], examples[mid]["label"], examples[mid]["rejected_label"]) == \
+            ("correction", target, applied[mid])
+    assert examples[in_inbox[4]]["kind"] == examples[in_inbox[5]]["kind"] == "confirmation"
+    assert len(examples) == 6
+    # Mining again changes nothing; a second incremental sync looks only at the untouched ones.
+    assert mine(store, LABELS, _ids_of_ours(), clock=clock).changed == 0
+    assert len(store.examples(store.rows("labeled")[0]["encoder_version"])) == 6
+    assert sync(store, box, clock=clock).looked == len(applied) - 6
+
+
+def test_moving_back_or_out_of_the_fallback_and_adding_a_label(labeled):
+    store, box, _ = labeled
+    applied = _applied(store)
+    clock = Clock()
+    plain = [m for m, lb in applied.items() if lb != LABELS.fallback]
+    fallen = [m for m, lb in applied.items() if lb == LABELS.fallback]
+    target = next(n for n in LABELS.names if n not in (LABELS.fallback, applied[plain[0]]))
+    move(box, plain[0], applied[plain[0]], target)
+    # Added a label of ours without removing ours: the added one is the effective label.
+    extra = next(n for n in LABELS.names if n not in (LABELS.fallback, applied[plain[1]]))
+    folder = box.root / f".{folder_name(applied[plain[1]])}" / "cur"
+    name = next(n for n in os.listdir(folder) if n.split(":")[0] == plain[1])
+    os.link(folder / name, box.root / f".{folder_name(extra)}" / "cur" / name)
+    # Removed ours, added nothing of ours: a rejection, no positive example.
+    os.unlink(folder.parent.parent / f".{folder_name(applied[plain[2]])}" / "cur" / next(
+        n for n in os.listdir(box.root / f".{folder_name(applied[plain[2]])}" / "cur") if n.split(":")[0] == plain[2]))
+    if fallen:
+        move(box, fallen[0], LABELS.fallback, target)
+    sync_and_mine(store, box, LABELS, clock=clock)
+    rows = {r["message_id"]: r for r in store.feedback_rows()}
+    assert (rows[plain[0]]["feedback"], rows[plain[0]]["effective_label"]) == ("correction", target)
+    assert (rows[plain[1]]["feedback"], rows[plain[1]]["effective_label"]) == ("correction", extra)
+    assert rows[plain[2]]["feedback"] == "rejection"
+    encoder_version = rows[plain[0]]["encoder_version"]
+    assert plain[2] not in {e["message_id"] for e in store.examples(encoder_version)}
+    if fallen:
+        assert (rows[fallen[0]]["feedback"], rows[fallen[0]]["effective_label"]) == ("correction", target)
+    # The user changes their mind: moved back, the nightly sync sees it and the correction is withdrawn.
+    move(box, plain[0], target, applied[plain[0]])
+    clock.advance(hours=1)
+    sync_and_mine(store, box, LABELS, nightly_days=7, clock=clock)
+    rows = {r["message_id"]: r for r in store.feedback_rows()}
+    assert rows[plain[0]]["feedback"] != "correction"
+    assert f"feedback:{plain[0]}" not in {e["example_id"] for e in store.examples(encoder_version)
+                                           if e["kind"] == "correction"}
+
+
+def test_a_bulk_reorganisation_is_not_a_batch_of_corrections_but_a_real_batch_is(tmp_path, stub_encoder, settings):
+    """Injected clock: 30 messages of one label moved within minutes (the whole folder) is a reorganisation;
+    30 corrections spread over labels, or a minority of one big label's mail, are corrections."""
+    store = open_store(settings)
+    clock = Clock()
+    names = [n for n in LABELS.names if n != LABELS.fallback]
+    rows = []
+    for i in range(150):
+        applied = names[0] if i < 30 else names[1] if i < 130 else names[2 + i % 5]
+        rows.append((f"m{i}", applied))
+    _store_decisions(store, rows, clock)
+    current = {mid: [folder_name(lb), "INBOX"] for mid, lb in rows}
+    # The user empties folder names[0] into names[5] (a rename): all 30 within 5 minutes.
+    for i in range(30):
+        current[f"m{i}"] = [folder_name(names[5]), "INBOX"]
+    # ... and genuinely corrects 30 of the 100 messages of names[1] to names[6] in the same minutes.
+    for i in range(30, 60):
+        current[f"m{i}"] = [folder_name(names[6]), "INBOX"]
+    _record_states(store, current, clock, [f"m{i}" for i in range(60)])
+    mined = mine(store, LABELS, _ids_of_ours(), clock=clock, policy=MiningPolicy(bulk_min=20, bulk_share=0.8))
+    verdicts = {r["message_id"]: r["feedback"] for r in store.feedback_rows()}
+    assert {verdicts[f"m{i}"] for i in range(30)} == {"reorganised"}
+    assert {verdicts[f"m{i}"] for i in range(30, 60)} == {"correction"}
+    assert mined.examples["correction"] == 30
+
+    # The same 30 moves of names[0] spread over days are 30 corrections, one by one.
+    store2 = open_store(settings.model_copy(update={"db_path": tmp_path / "other.sqlite3"}))
+    clock2 = Clock()
+    _store_decisions(store2, rows[:60], clock2)
+    for i in range(30):
+        clock2.advance(hours=6)
+        _record_states(store2, {f"m{i}": [folder_name(names[5]), "INBOX"]}, clock2, [f"m{i}"])
+    mine(store2, LABELS, _ids_of_ours(), clock=clock2, policy=MiningPolicy(bulk_min=20, bulk_share=0.8))
+    assert {r["feedback"] for r in store2.feedback_rows() if int(r["message_id"][1:]) < 30} == {"correction"}
+
+
+def _store_decisions(store, rows: list[tuple[str, str]], clock: Clock) -> None:
+    import numpy as np
+
+    from labelrouter.state import ApplyResult, EmailMessage, LabelingState, Routing
+
+    for mid, label in rows:
+        routing = Routing(label=label, top_label=label, router_weights={label: 80.0}, head_weights={label: 1.0},
+                          final_scores={label: 80.0}, candidates=[], confidence=0.8, margin=30.0, threshold=0.35,
+                          fallback=False, reason="argmax", model_version="stub+head:cold-start",
+                          encoder_version="stub", labels_hash="h")
+        applied = ApplyResult(status="applied", label=label, archive=False, label_ids_before=["INBOX"],
+                              label_ids_after=[folder_name(label), "INBOX"])
+        state = LabelingState(message=EmailMessage(id=mid, subject=f"s {mid}", body="b"), routing=routing,
+                              embedding=list(np.ones(4) / 2), embedded_text="s b", applied=applied)
+        assert store.record_intent(state, folder_name(label))
+        assert store.complete(mid, applied)
+
+
+def _record_states(store, current: dict[str, list[str]], clock: Clock, touched: list[str]) -> None:
+    stamp = clock().isoformat(timespec="seconds")
+    store.record_sync([{"message_id": mid, "label_ids_current": sorted(current[mid]), "synced_at": stamp,
+                        "present": True, "seen": False, "in_inbox": True, "important": False, "touched_at": stamp}
+                       for mid in touched])
+
+
+def test_silver_is_sure_untouched_old_decisions_capped_by_trusted_examples(tmp_path, settings):
+    store = open_store(settings)
+    clock = Clock()
+    clock.now = datetime.now(UTC) + timedelta(days=5)  # the decisions below were made five days ago
+    names = [n for n in LABELS.names if n != LABELS.fallback]
+    _store_decisions(store, [(f"m{i}", names[i % 3]) for i in range(10)], clock)
+    _record_states(store, {"m0": [folder_name(names[4]), "INBOX"], "m1": [folder_name(names[5]), "INBOX"]},
+                   clock, ["m0", "m1"])
+    mined = mine(store, LABELS, _ids_of_ours(), clock=clock)
+    assert mined.examples == {"correction": 2, "silver": 2}  # never more silver than trusted examples
+    silver = [e for e in store.examples("stub") if e["kind"] == "silver"]
+    assert {e["source"] for e in silver} == {"silver:stub+head:cold-start"}  # the model that decided it
+    assert not {e["message_id"] for e in silver} & {"m0", "m1"}
+    early = Clock()
+    early.now = datetime.now(UTC) + timedelta(days=1)  # too recent to count as untouched
+    store2 = open_store(settings.model_copy(update={"db_path": tmp_path / "b.sqlite3"}))
+    _store_decisions(store2, [(f"m{i}", names[i % 3]) for i in range(10)], early)
+    _record_states(store2, {"m0": [folder_name(names[4]), "INBOX"]}, early, ["m0"])
+    assert mine(store2, LABELS, _ids_of_ours(), clock=early).examples == {"correction": 1}
