@@ -235,3 +235,39 @@ def test_silver_is_sure_untouched_old_decisions_capped_by_trusted_examples(tmp_p
     _store_decisions(store2, [(f"m{i}", names[i % 3]) for i in range(10)], early)
     _record_states(store2, {"m0": [folder_name(names[4]), "INBOX"]}, early, ["m0"])
     assert mine(store2, LABELS, _ids_of_ours(), clock=early).examples == {"correction": 1}
+
+
+def test_replay_reproduces_stored_decisions_and_measures_a_model_against_the_users_filing(labeled, stub_encoder):
+    import numpy as np
+
+    from labelrouter.models.head import LinearHead
+    from tests.conftest import registry_at
+
+    store, box, _ = labeled
+    applied = _applied(store)
+    target = next(n for n in LABELS.names if n != LABELS.fallback)
+    movable = [m for m, lb in applied.items() if lb not in (LABELS.fallback, target)][:3]
+    for mid in movable:
+        move(box, mid, applied[mid], target)
+    sync_and_mine(store, box, LABELS, clock=Clock())
+    same = runner.invoke(app, ["replay", "--json"])
+    assert same.exit_code == 0, same.output
+    *lines, totals = [json.loads(line) for line in same.stdout.splitlines()]
+    assert len(lines) == len(applied) and totals["totals"]["changed"] == 0  # stored text → same decisions
+    assert totals["totals"]["agreement_old"] == totals["totals"]["agreement_new"] == 0.0  # 3 judged, all wrong
+
+    b = np.full(len(LABELS), -8.0, np.float32)
+    b[LABELS.index(target)] = 8.0  # a head that files everything under `target`
+    head = LinearHead(labels=LABELS.names, W=np.zeros((len(LABELS), stub_encoder.dim), np.float32), b=b,
+                      version="h-target", embedder=stub_encoder.version, thresholds={"fallback": 0.0})
+    registry = registry_at(load_settings().resolved_models_dir)
+    registry.stage(head)
+    registry.promote("h-target", embedder=stub_encoder.version, dim=stub_encoder.dim)
+    registry.rollback()  # stored, not current: replay --model names it
+    result = runner.invoke(app, ["replay", "--json", "--corrected-only", "--model", "h-target"])
+    assert result.exit_code == 0, result.output
+    *lines, totals = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {row["message_id"] for row in lines} == set(movable)
+    assert all(row["new_label"] == target == row["effective_label"] for row in lines)
+    assert totals["totals"]["agreement_new"] == 1.0 and totals["model"].endswith("+head:h-target")
+    assert _applied(store) == applied  # replay changed nothing stored

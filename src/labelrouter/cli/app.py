@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from labelrouter.cli import data, feedback, graph, init, label, run
+from labelrouter.cli import data, feedback, graph, init, label, replay, run
 from labelrouter.cli.common import setup_logging
 from labelrouter.cli.labels import labels_app
 from labelrouter.cli.models import models_app
@@ -29,6 +29,7 @@ app.command()(run.run)
 app.command()(run.demo)
 app.command()(feedback.sync)
 app.command()(feedback.feedback)
+app.command()(replay.replay)
 app.command()(graph.graph)
 app.command("import")(data.import_)
 app.command()(data.train)

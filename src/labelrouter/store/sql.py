@@ -153,7 +153,7 @@ class SQLStore:
 
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Labeled decisions with what mining needs: the decision, the synced state, the embedding."""
-        sql = ("SELECT message_id, subject, message_date, label_applied, top_label, fallback, confidence, margin, "
+        sql = ("SELECT message_id, subject, sender, message_date, label_applied, top_label, fallback, confidence, margin, "
                "threshold, label_ids_after, label_ids_current, labels_synced_at, present, seen, in_inbox, important, "
                "archived, touched_at, feedback, effective_label, embedding, embedding_dim, encoder_version, "
                "model_version, embedded_text, processed_at FROM processed_messages WHERE status = 'labeled' "
