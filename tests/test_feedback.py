@@ -271,3 +271,53 @@ def test_replay_reproduces_stored_decisions_and_measures_a_model_against_the_use
     assert all(row["new_label"] == target == row["effective_label"] for row in lines)
     assert totals["totals"]["agreement_new"] == 1.0 and totals["model"].endswith("+head:h-target")
     assert _applied(store) == applied  # replay changed nothing stored
+
+
+def test_shadow_mode_touches_no_mail_and_reports_agreement_with_the_users_filing(tmp_path, stub_encoder, monkeypatch):
+    monkeypatch.setenv("LABELROUTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LABELROUTER_LABELS_PATH", str(LABELS_JSON))
+    create_sample_mailbox(tmp_path / "home" / "mailbox")
+    box = LocalMaildir(tmp_path / "home" / "mailbox", create=False)
+    before = {mid: box.label_ids(mid) for mid in box.list_inbox()}
+    result = runner.invoke(app, ["run", "--shadow", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {json.loads(line)["status"] for line in result.stdout.splitlines()} == {"shadow"}
+    assert {mid: box.label_ids(mid) for mid in box.list_inbox()} == before  # nothing moved
+    store = open_store(load_settings())
+    decided = _applied(store)
+    assert set(decided) == set(before)
+    # The user files three messages: two where we would have, one elsewhere.
+    agree = [m for m, lb in decided.items() if lb != LABELS.fallback][:2]
+    other = next(m for m in decided if m not in agree)
+    elsewhere = next(n for n in LABELS.names if n not in (decided[other], LABELS.fallback))
+    box.ensure_labels(LABELS.names)
+    for mid, label in [(agree[0], decided[agree[0]]), (agree[1], decided[agree[1]]), (other, elsewhere)]:
+        path = next(p for sub in ("new", "cur") for p in (box.root / sub).iterdir() if p.name.split(":")[0] == mid)
+        os.rename(path, box.root / f".{folder_name(label)}" / "cur" / path.name)
+    assert runner.invoke(app, ["sync"]).exit_code == 0
+    report = runner.invoke(app, ["feedback"], env={"COLUMNS": "200"})
+    assert "you filed 3 of them, agreeing with our label on 2 (66.7%)" in report.stdout
+    rows = {r["message_id"]: r for r in store.feedback_rows()}
+    assert rows[other]["feedback"] == "correction" and rows[other]["effective_label"] == elsewhere
+    assert runner.invoke(app, ["run", "--shadow", "--json"]).stdout.strip() == ""  # decided once
+
+
+def test_undo_restores_the_inbox_and_is_never_mined_as_a_correction(labeled):
+    store, box, _ = labeled
+    rows = {r["message_id"]: r for r in store.rows("labeled")}
+    kept, archived = [m for m, r in rows.items() if r["label_applied"] != LABELS.fallback][:2]
+    # The second one as if we had archived it (the stub encoder is never sure enough to archive).
+    label_id = folder_name(rows[archived]["label_applied"])
+    box.apply_label(archived, label_id, archive=True, known_label_ids={label_id})
+    store._execute("marking archived", "UPDATE processed_messages SET archived = 1 WHERE message_id = ?", (archived,))
+    assert "INBOX" not in box.label_ids(archived)
+    for mid in (archived, kept):
+        assert runner.invoke(app, ["undo", "--message", mid]).exit_code == 0
+    assert box.label_ids(archived) == ["INBOX"] and box.label_ids(kept) == ["INBOX"]
+    assert runner.invoke(app, ["undo", "--message", archived]).exit_code == 0  # again: nothing changes
+    assert box.label_ids(archived) == ["INBOX"]
+    assert runner.invoke(app, ["sync"]).exit_code == 0
+    verdicts = {r["message_id"]: r["feedback"] for r in store.feedback_rows()}
+    assert verdicts[archived] == verdicts[kept] == "undone"
+    assert not {archived, kept} & {e["message_id"] for e in store.examples(rows[kept]["encoder_version"])}
+    assert runner.invoke(app, ["undo"]).exit_code == 2  # what to undo must be named

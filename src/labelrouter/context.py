@@ -22,7 +22,7 @@ from labelrouter.router import Router
 from labelrouter.store.base import Store
 from labelrouter.summarize import Summarizer
 
-Mode = Literal["apply", "dry-run", "decide"]
+Mode = Literal["apply", "dry-run", "decide", "shadow"]
 
 
 @dataclass
@@ -30,7 +30,9 @@ class LabelerContext:
     router: Router  # labels, label vectors, head, scoring parameters: everything that decides a label
     encoder: Encoder
     summarizer: Summarizer
-    mode: Mode = "decide"  # decide: explain only; dry-run: say what apply would do; apply: do it and persist
+    # decide: explain only; dry-run: say what apply would do; apply: do it and persist; shadow: persist the
+    # decision without touching the mailbox (trust before go-live: docs/feedback.md)
+    mode: Mode = "decide"
     mailbox: Mailbox | None = None
     mailbox_ids: dict[str, str] = field(default_factory=dict)  # label name → mailbox label id
     # Mailbox label ids that count as "ours": this config's and every label labelrouter created before.

@@ -96,7 +96,7 @@ class Labeler:
         mailbox = self.ctx.mailbox
         if mailbox is None:
             raise LabelRouterError("run needs a mailbox")
-        if self.ctx.mode != "apply":
+        if self.ctx.mode not in ("apply", "shadow"):
             return self._run_mailbox(limit, progress, on_total)
         with mailbox.lock(wait_s):
             return self._run_mailbox(limit, progress, on_total)
@@ -105,9 +105,9 @@ class Labeler:
                      on_total: Callable[[int], None] | None) -> RunReport:
         mailbox, store = self.ctx.mailbox, self.ctx.store
         assert mailbox is not None
-        record = self.ctx.mode == "apply" and store is not None
+        record = self.ctx.mode in ("apply", "shadow") and store is not None
         report = RunReport()
-        if record:
+        if record and self.ctx.mode == "apply":
             report.outcomes.extend(self.repair_pending())
             if self.settings.text_retention_days is not None:
                 cutoff = datetime.now(UTC) - timedelta(days=self.settings.text_retention_days)

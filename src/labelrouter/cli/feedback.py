@@ -61,6 +61,12 @@ def feedback(
     counts = Counter(r["feedback"] or ("unsynced" if r["labels_synced_at"] is None else "no signal") for r in rows)
     out.print(f"{len(rows)} labeled messages: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     out.print("training examples: " + (", ".join(f"{n} {k}" for k, n in sorted(examples.items())) or "none"))
+    shadow = [r for r in rows if r["shadow"]]
+    if shadow:
+        filed = [r for r in shadow if r["feedback"] in ("confirmation", "correction")]
+        agreed = sum(1 for r in filed if r["feedback"] == "confirmation")
+        out.print(f"shadow: {len(shadow)} decisions recorded without touching mail; you filed {len(filed)} of them"
+                  + (f", agreeing with our label on {agreed} ({agreed / len(filed):.1%})" if filed else ""))
     corrections = sorted((r for r in rows if r["feedback"] == "correction"), key=lambda r: str(r["touched_at"]),
                          reverse=True)[:latest]
     if corrections:
@@ -70,3 +76,32 @@ def feedback(
         for r in corrections:
             table.add_row(str(r["touched_at"]), r["subject"] or r["message_id"], r["label_applied"], r["effective_label"])
         out.print(table)
+
+
+@friendly_errors
+def undo(
+    since: Annotated[str | None, typer.Option("--since", help="Every message labeled on or after this date (ISO).")] = None,
+    message: Annotated[str | None, typer.Option("--message", help="One message id.")] = None,
+    mailbox: Annotated[Path | None, typer.Option(help="Maildir (default: <home>/mailbox).")] = None,
+    labels: LabelsOpt = None,
+) -> None:
+    """Take our labels off again (archived mail goes back to the inbox); never mined as your correction."""
+    from labelrouter.errors import LabelRouterError
+    from labelrouter.feedback.undo import undo as run_undo
+
+    if (since is None) == (message is None):
+        raise LabelRouterError("name what to undo: --since DATE or --message ID")
+    settings = settings_for(labels)
+    label_set = backends.labels(settings)
+    box = backends.maildir(mailbox or settings.resolved_mailbox_path)
+    store = backends.store(settings, create=False)
+    if store is None:
+        out.print("nothing to undo: no message has been labeled yet")
+        return
+    try:
+        with box.lock():
+            done = run_undo(store, box, box.ensure_labels(label_set.names, create=False), since=since,
+                            message_id=message)
+    finally:
+        store.close()
+    out.print(f"undid {sum(d['changed'] for d in done)} label(s) on {len(done)} message(s)")

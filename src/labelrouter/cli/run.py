@@ -16,7 +16,7 @@ from labelrouter.settings import Settings
 
 
 def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: int | None,
-                  wait_s: float = 0.0) -> Any:
+                  wait_s: float = 0.0, shadow: bool = False) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from labelrouter.pipeline import Labeler
@@ -34,8 +34,8 @@ def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: 
 
                 # What the user did since the last run is read back before new mail is labeled.
                 err.print(sync_line(*sync_and_mine(store, mailbox, labels)), highlight=False)
-            ctx = backends.context(settings, mode="dry-run" if dry_run else "apply", mailbox=mailbox, store=store,
-                                   labels=labels)
+            mode = "dry-run" if dry_run else "shadow" if shadow else "apply"
+            ctx = backends.context(settings, mode=mode, mailbox=mailbox, store=store, labels=labels)
             labeler = Labeler(ctx, settings)
             with Progress(TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err, transient=True) as progress:
@@ -70,7 +70,8 @@ def report_table(report: Any, expected: dict[str, str] | None = None) -> Table:
 
 def summary_line(report: Any) -> str:
     repaired = f"{report.count('repaired')} repaired, " if report.count("repaired") else ""
-    return (f"{len(report.outcomes)} processed: {report.count('applied')} labeled, {repaired}"
+    shadow = f"{report.count('shadow')} decided in shadow (mail untouched), " if report.count("shadow") else ""
+    return (f"{len(report.outcomes)} processed: {report.count('applied')} labeled, {repaired}{shadow}"
             f"{report.count('unchanged')} unchanged, {report.count('dry-run')} dry-run, "
             f"{report.count('failed')} failed; {report.already_processed} already processed before")
 
@@ -83,12 +84,13 @@ def run(
     labels: LabelsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print outcomes as JSON lines.")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another run on this mailbox to finish (default: exit at once).")] = 0.0,
+    shadow: Annotated[bool, typer.Option("--shadow", help="Decide and record, touch no mail: see how it does on your own filing first (labelrouter feedback).")] = False,
 ) -> None:
     """Label every unprocessed message of the configured mailbox (exactly once; failures are recorded).
 
     One run per mailbox at a time: a second one exits with a one-line message (or waits up to --wait)."""
     settings = settings_for(labels)
-    report = label_mailbox(settings, mailbox or settings.resolved_mailbox_path, dry_run, limit, wait)
+    report = label_mailbox(settings, mailbox or settings.resolved_mailbox_path, dry_run, limit, wait, shadow)
     if as_json:
         for o in report.outcomes:
             typer.echo(json.dumps(o.__dict__, ensure_ascii=False))

@@ -15,6 +15,9 @@ Per synced message (the rules are docs/feedback.md's):
   same way within `bulk_window_s`, together at least `bulk_share` of every message we gave that label — is
   a folder rename or clean-up, not a batch of corrections. A genuine batch (many corrections from several
   labels, or a minority of one label's mail) stays corrections.
+- **shadow** decisions (`run --shadow`, the mailbox untouched): the one of our labels the user filed it
+  under is a confirmation when it is ours, a correction otherwise; not filed, no signal (never a rejection).
+- **undone**: `labelrouter undo` took our label off: never read as the user's correction.
 - **silver**: untouched for `silver_after_days`, not the fallback, confidence at or above its decision's
   threshold and margin at least `silver_margin`; stored with the model version that decided it, weighted
   low by training, never used for validation, and at most as many as the trusted examples.
@@ -69,10 +72,17 @@ def _when(value: Any) -> datetime:
 
 def verdict(row: dict[str, Any], id_to_name: dict[str, str], labels: LabelSet) -> tuple[str | None, str | None]:
     """(feedback, effective label) of one synced message, before the bulk rule; (None, None): no signal."""
+    if row["undone_at"]:
+        return "undone", None  # our own undo, never the user's correction
     if not row["present"]:
         return "gone", None
     applied = row["label_applied"]
     ours = sorted({id_to_name[i] for i in _ids(row["label_ids_current"]) if i in id_to_name})
+    if row["shadow"]:
+        # We never labeled it: only where the user filed it speaks (agreement, or a correction).
+        if len(ours) != 1:
+            return ("ambiguous" if ours else None), None
+        return ("confirmation", applied) if ours[0] == applied else ("correction", ours[0])
     if applied in ours:
         others = [o for o in ours if o != applied]
         if len(others) > 1:
@@ -146,14 +156,16 @@ def mine(store: Store, labels: LabelSet, id_to_name: dict[str, str], *, policy: 
     rows = store.feedback_rows()
     found: dict[str, tuple[str | None, str | None]] = {}
     for row in rows:
-        if row["labels_synced_at"] is None:
+        if row["undone_at"]:
+            found[row["message_id"]] = ("undone", None)
+        elif row["labels_synced_at"] is None:
             found[row["message_id"]] = (None, None)
         else:
             found[row["message_id"]] = verdict(row, id_to_name, labels)
     for mid in _bulk(rows, found, policy):
         found[mid] = ("reorganised", None)
     silver_cutoff = now - timedelta(days=policy.silver_after_days)
-    silver = [r for r in rows if found[r["message_id"]][0] is None
+    silver = [r for r in rows if found[r["message_id"]][0] is None and not r["shadow"]
               and not r["fallback"] and r["label_applied"] != labels.fallback
               and r["confidence"] is not None and r["threshold"] is not None
               and r["confidence"] >= r["threshold"] and (r["margin"] or 0) >= policy.silver_margin

@@ -61,6 +61,9 @@ class Mailbox(Protocol):
     def merge_label(self, source_label: str, target_label: str) -> int:
         """Move the messages of one label to another and delete the first; returns how many moved."""
 
+    def remove_label(self, message_id: str, label_id: str, *, restore_inbox: bool) -> MailboxChange:
+        """Take a label off (idempotently); with `restore_inbox`, put the message back in the inbox first."""
+
     def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
                     dry_run: bool = False) -> MailboxChange:
         """Give the message exactly this label (and archive it when asked), idempotently.

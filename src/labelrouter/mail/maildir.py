@@ -237,6 +237,23 @@ class LocalMaildir:
         self._listing.clear()
         return moved
 
+    def remove_label(self, message_id: str, label_id: str, *, restore_inbox: bool) -> MailboxChange:
+        """Undo a label: back into the inbox first (linked, so the message is never in no folder), then out
+        of the label's folder. Repeating it changes nothing."""
+        locations = self._locations(message_id)
+        before = sorted(locations)
+        if not locations:
+            return MailboxChange(False, before, before, "message is gone")
+        if restore_inbox and INBOX not in locations:
+            source = next(iter(locations.values()))
+            os.link(source, self.root / "cur" / source.name)
+            self._listing.pop(INBOX, None)
+        if label_id in locations and label_id != INBOX:
+            locations[label_id].unlink(missing_ok=True)
+            self._listing.pop(label_id, None)
+        after = self.label_ids(message_id)
+        return MailboxChange(after != before, before, after)
+
     def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
                     dry_run: bool = False) -> MailboxChange:
         locations = self._locations(message_id)

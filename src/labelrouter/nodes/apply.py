@@ -69,6 +69,14 @@ def apply(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, A
                                        label_ids_before=change.label_ids_before,
                                        label_ids_after=change.label_ids_after,
                                        detail="; ".join(d for d in (change.detail, why_not) if d))}
+    if ctx.mode == "shadow":
+        shadow = ApplyResult(status="shadow", label=routing.label, archive=False,
+                             label_ids_before=state.message.label_ids, label_ids_after=state.message.label_ids,
+                             detail="shadow: recorded, mailbox untouched")
+        if ctx.store is not None and not ctx.store.record_labeled(state.model_copy(update={"applied": shadow})):
+            return {"applied": shadow.model_copy(update={"status": "unchanged",
+                                                         "detail": "already recorded; left alone"})}
+        return {"applied": shadow}
     if ctx.store is not None:
         planned = ApplyResult(status="applied", label=routing.label, archive=archive,
                               label_ids_before=state.message.label_ids, detail=why_not)

@@ -47,7 +47,7 @@ class Routing(BaseModel):
 
 
 class ApplyResult(BaseModel):
-    status: Literal["applied", "unchanged", "dry-run", "skipped", "repaired"]
+    status: Literal["applied", "unchanged", "dry-run", "skipped", "repaired", "shadow"]
     label: str
     archive: bool
     label_ids_before: list[str] = Field(default_factory=list)

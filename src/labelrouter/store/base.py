@@ -58,6 +58,9 @@ class Store(Protocol):
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Labeled decisions with their synced state and embedding, for mining."""
 
+    def mark_undone(self, message_ids: list[str], when: str) -> int:
+        """Record an undo of our labels before the mailbox changes."""
+
     def example_counts(self) -> dict[str, int]:
         """Examples per kind (gold, correction, confirmation, silver)."""
 

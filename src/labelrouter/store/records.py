@@ -47,6 +47,7 @@ def labeled_row(state: LabelingState, *, status: str = "labeled", intent_label_i
         "label_ids_before": json.dumps(applied.label_ids_before, ensure_ascii=False),
         "label_ids_after": json.dumps(applied.label_ids_after, ensure_ascii=False),
         "archived": int(applied.archive),
+        "shadow": int(applied.status == "shadow"),
         "embedding": embedding.tobytes() if embedding is not None else None,
         "embedding_dim": int(embedding.shape[0]) if embedding is not None else None,
         "encoder_version": routing.encoder_version,

@@ -138,7 +138,8 @@ class SQLStore:
         `processed_since` (nightly)."""
         where = "processed_at >= ?" if processed_since is not None else "labels_synced_at IS NULL"
         sql = ("SELECT message_id, label_applied, label_ids_after, intent_label_id, archived, processed_at "
-               f"FROM processed_messages WHERE status = 'labeled' AND {where} ORDER BY processed_at, message_id")
+               f"FROM processed_messages WHERE status = 'labeled' AND undone_at IS NULL AND {where} "
+               "ORDER BY processed_at, message_id")
         return self._query("reading messages to sync", sql, (processed_since,) if processed_since is not None else ())
 
     def record_sync(self, updates: list[dict[str, Any]]) -> int:
@@ -155,10 +156,16 @@ class SQLStore:
         """Labeled decisions with what mining needs: the decision, the synced state, the embedding."""
         sql = ("SELECT message_id, subject, sender, message_date, label_applied, top_label, fallback, confidence, margin, "
                "threshold, label_ids_after, label_ids_current, labels_synced_at, present, seen, in_inbox, important, "
-               "archived, touched_at, feedback, effective_label, embedding, embedding_dim, encoder_version, "
+               "archived, shadow, undone_at, touched_at, feedback, effective_label, embedding, embedding_dim, "
+               "encoder_version, "
                "model_version, embedded_text, processed_at FROM processed_messages WHERE status = 'labeled' "
                "ORDER BY processed_at, message_id")
         return self._query("reading feedback", sql)
+
+    def mark_undone(self, message_ids: list[str], when: str) -> int:
+        """Record `labelrouter undo` before the mailbox changes (so mining never reads it as the user's)."""
+        sql = "UPDATE processed_messages SET undone_at = COALESCE(undone_at, ?) WHERE message_id = ? AND status = 'labeled'"
+        return sum(self._transaction("recording an undo", [(sql, [(when, m) for m in message_ids])])) if message_ids else 0
 
     def example_counts(self) -> dict[str, int]:
         rows = self._query("counting examples", "SELECT kind, COUNT(*) AS n FROM examples GROUP BY kind")
