@@ -321,3 +321,71 @@ def test_undo_restores_the_inbox_and_is_never_mined_as_a_correction(labeled):
     assert verdicts[archived] == verdicts[kept] == "undone"
     assert not {archived, kept} & {e["message_id"] for e in store.examples(rows[kept]["encoder_version"])}
     assert runner.invoke(app, ["undo"]).exit_code == 2  # what to undo must be named
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_a_crash_in_sync_or_mining_then_a_rerun_records_every_change_once(labeled, monkeypatch):
+    """Deterministic fault hooks: the store fails on the second sync batch, then on mining's write."""
+    store, box, _ = labeled
+    applied = _applied(store)
+    target = next(n for n in LABELS.names if n != LABELS.fallback)
+    movable = [m for m, lb in applied.items() if lb not in (LABELS.fallback, target)][:6]
+    for mid in movable:
+        move(box, mid, applied[mid], target)
+    real_record = store.record_sync
+    calls = []
+
+    def failing_record(updates):
+        calls.append(len(updates))
+        if len(calls) == 2:
+            raise Crash("killed during the second sync batch")
+        return real_record(updates)
+
+    monkeypatch.setattr(store, "record_sync", failing_record)
+    with pytest.raises(Crash):
+        sync(store, box, clock=Clock(), batch=10)
+    monkeypatch.setattr(store, "record_sync", real_record)
+    real_feedback = store.record_feedback
+    monkeypatch.setattr(store, "record_feedback", lambda *a, **k: (_ for _ in ()).throw(Crash("killed in mining")))
+    with pytest.raises(Crash):
+        sync_and_mine(store, box, LABELS, clock=Clock())
+    monkeypatch.setattr(store, "record_feedback", real_feedback)
+    assert not [e for e in store.examples(store.rows("labeled")[0]["encoder_version"]) if e["kind"] == "correction"]
+    synced, mined = sync_and_mine(store, box, LABELS, clock=Clock())  # the re-run
+    corrections = [e for e in store.examples(store.rows("labeled")[0]["encoder_version"]) if e["kind"] == "correction"]
+    assert sorted(e["message_id"] for e in corrections) == sorted(movable)  # each once, none lost
+    assert mine(store, LABELS, _ids_of_ours(), clock=Clock()).changed == 0
+
+
+def test_a_promotion_killed_before_the_pointer_moved_leaves_the_old_model_and_retries_cleanly(tmp_path):
+    import numpy as np
+
+    from labelrouter.artifacts import LocalArtifacts
+    from labelrouter.models.head import LinearHead
+    from labelrouter.models.registry import ModelRegistry
+
+    class DyingArtifacts(LocalArtifacts):
+        die_on = "history.json"
+
+        def write(self, key, data):
+            if key == self.die_on:
+                raise Crash(f"killed before writing {key}")
+            super().write(key, data)
+
+    def head(version):
+        return LinearHead(labels=["a", "b"], W=np.zeros((2, 4), np.float32), b=np.zeros(2, np.float32),
+                          version=version, embedder="enc@1")
+
+    registry = ModelRegistry(LocalArtifacts(tmp_path))
+    registry.stage(head("v1"))
+    registry.promote("v1", embedder="enc@1", dim=4)
+    dying = ModelRegistry(DyingArtifacts(tmp_path))
+    dying.stage(head("v2"))
+    with pytest.raises(Crash):
+        dying.promote("v2", embedder="enc@1", dim=4)
+    assert registry.current_version() == "v1" and registry.history() == ["v1"]  # no half-written model current
+    registry.promote("v2", embedder="enc@1", dim=4)  # the re-run replaces the leftover copy
+    assert registry.current_version() == "v2" and registry.history() == ["v1", "v2"]

@@ -173,7 +173,9 @@ class ModelRegistry:
         """Copy a staged candidate into `versions/`, read it back, then move the pointer to it."""
         version = check_version(version, "candidate")
         if self.artifacts.list(f"versions/{version}/"):
-            raise ModelArtifactError(f"model version {version} already exists in {self.artifacts.describe()}")
+            if version in self.history():
+                raise ModelArtifactError(f"model version {version} already exists in {self.artifacts.describe()}")
+            self.artifacts.delete(f"versions/{version}/")  # a promotion that died before the pointer moved
         head = self.staged(version, embedder=embedder, dim=dim)
         self._write_bundle(f"versions/{version}", head)
         self.load(version, embedder=embedder, dim=dim)  # what was stored is what inference will read
