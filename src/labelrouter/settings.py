@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     mailbox_ids_path: Path = USER_CONFIG / "gmail_labels.json"
     home: Path = Path(".labelrouter")
     mailbox_path: Path | None = None  # default: <home>/mailbox (a Maildir)
+    # Which mailbox run, sync and undo work on: the local Maildir, or Gmail (docs/gmail.md).
+    mailbox: Literal["maildir", "gmail"] = "maildir"
+    gmail_token_path: Path | None = None  # default: <home>/gmail-token.json (written by `labelrouter gmail auth`)
+    gmail_user: str = "me"
     db_path: Path | None = None  # default: <home>/labelrouter.sqlite3
     # The store: unset → SQLite at db_path; a path or sqlite:///PATH; or postgresql://USER@HOST:PORT/DB
     # (Supabase: its direct connection URL). database_schema: a Postgres schema other than the default.
@@ -110,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def resolved_mailbox_path(self) -> Path:
         return self.mailbox_path or self.home / "mailbox"
+
+    @property
+    def resolved_gmail_token_path(self) -> Path:
+        return self.gmail_token_path or self.home / "gmail-token.json"
 
     @property
     def resolved_db_path(self) -> Path:

@@ -9,6 +9,7 @@ import typer
 
 from labelrouter.cli import data, feedback, graph, init, label, replay, run
 from labelrouter.cli.common import setup_logging
+from labelrouter.cli.gmail import gmail_app
 from labelrouter.cli.labels import labels_app
 from labelrouter.cli.models import models_app
 
@@ -37,6 +38,7 @@ app.command()(data.train)
 app.command("eval")(data.eval_)
 app.add_typer(labels_app, name="labels")
 app.add_typer(models_app, name="models")
+app.add_typer(gmail_app, name="gmail")
 
 
 def main() -> None:

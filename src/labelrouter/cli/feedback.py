@@ -31,7 +31,7 @@ def sync(
 
     settings = settings_for(labels)
     label_set = backends.labels(settings)
-    box = backends.maildir(mailbox or settings.resolved_mailbox_path)
+    box = backends.mailbox(settings, mailbox)
     store = backends.store(settings, create=False)
     if store is None:
         out.print("nothing to sync: no message has been labeled yet")
@@ -93,7 +93,7 @@ def undo(
         raise LabelRouterError("name what to undo: --since DATE or --message ID")
     settings = settings_for(labels)
     label_set = backends.labels(settings)
-    box = backends.maildir(mailbox or settings.resolved_mailbox_path)
+    box = backends.mailbox(settings, mailbox)
     store = backends.store(settings, create=False)
     if store is None:
         out.print("nothing to undo: no message has been labeled yet")

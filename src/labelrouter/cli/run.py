@@ -22,12 +22,12 @@ def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: 
     from labelrouter.pipeline import Labeler
 
     labels = backends.labels(settings)  # a broken config fails before anything is created
-    mailbox = backends.maildir(mailbox_path)
+    mailbox = backends.mailbox(settings, mailbox_path)
     # A second run on this mailbox is refused (or waits) before the model loads.
     with contextlib.nullcontext() if dry_run else mailbox.lock(wait_s):
         store = backends.store(settings, create=not dry_run)  # a dry run creates no store
         try:
-            if not dry_run:
+            if not dry_run and settings.mailbox == "maildir":
                 backends.remember_mailbox(settings, mailbox_path)
                 from labelrouter.cli.feedback import sync_line
                 from labelrouter.feedback import sync_and_mine

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labelrouter.mail.mailbox import Mailbox
+from labelrouter.mail.mailbox import Mailbox, filing
 from labelrouter.store.base import Store
 
 Clock = Callable[[], datetime]
@@ -55,12 +55,12 @@ def sync(store: Store, mailbox: Mailbox, *, nightly_days: float | None = None, c
         for row in chunk:
             looked += 1
             state = states.get(row["message_id"])
-            left = sorted(_ids(row["label_ids_after"]))
+            left = filing(_ids(row["label_ids_after"]))
             if state is None:
                 changed = True
                 gone += 1
             else:
-                changed = sorted(state.label_ids) != left or state.seen
+                changed = filing(state.label_ids) != left or state.seen
             touched += changed
             if not (changed or nightly_days is not None):
                 continue

@@ -7,6 +7,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 INBOX = "INBOX"
+# Gmail system labels that are signals, not filing: reading, starring or Gmail's own importance and
+# category guesses do not move a message, so they never count as the user changing its labels.
+SIGNAL_LABELS = frozenset({"UNREAD", "IMPORTANT", "STARRED"})
+
+
+def filing(label_ids: list[str] | tuple[str, ...]) -> set[str]:
+    """The label ids that say where a message is filed (INBOX and labels), without signal labels."""
+    return {i for i in label_ids if i not in SIGNAL_LABELS and not i.startswith("CATEGORY_")}
 
 
 @dataclass(frozen=True)
