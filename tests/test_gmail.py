@@ -195,13 +195,30 @@ def test_sync_reads_gmail_labels_back(tmp_path, settings):
                               label_ids_after=["INBOX", "Label_1"])
         state = LabelingState(message=EmailMessage(id=mid, subject="s", body="b"), routing=routing, applied=applied)
         assert store.record_intent(state, "Label_1") and store.complete(mid, applied)
-    box, _ = mailbox(tmp_path, [batch_response([("m1", 200, {"id": "m1", "labelIds": ["INBOX", "Label_2"]}),
-                                                ("m2", 200, {"id": "m2", "labelIds": ["INBOX", "Label_1", "UNREAD"]})])])
+    profile = ok({"emailAddress": "me@example.com", "messagesTotal": 2, "threadsTotal": 2, "historyId": "1200"})
+    box, http = mailbox(tmp_path, [
+        profile,  # first sync: no cursor yet, so the history id is taken first and every unsynced message read
+        batch_response([("m1", 200, {"id": "m1", "labelIds": ["INBOX", "Label_2"]}),
+                        ("m2", 200, {"id": "m2", "labelIds": ["INBOX", "Label_1", "UNREAD"]})]),
+        # second sync: the history since 1200 names m2 only, so only m2 is read
+        ok({"history": [{"id": "1201", "labelsRemoved": [{"message": {"id": "m2"}, "labelIds": ["UNREAD"]}]}],
+            "historyId": "1207"}),
+        batch_response([("m2", 200, {"id": "m2", "labelIds": ["INBOX", "Label_1"]})]),
+        # third sync: the stored id has expired → every unsynced message again (none left)
+        error(404, "notFound", "Requested entity was not found."),
+        profile,
+    ])
     report = sync(store, box)
     assert (report.looked, report.touched) == (2, 1)
     row = store.get("m1")
     assert json.loads(row["label_ids_current"]) == ["INBOX", "Label_2"]
     assert store.get("m2")["labels_synced_at"] is None  # unread and where we left it: untouched
+    assert store.sync_cursor("mailbox") == "1200"
+    report = sync(store, box)
+    assert (report.looked, report.touched) == (1, 1) and store.get("m2")["seen"] == 1  # the user read it
+    assert store.sync_cursor("mailbox") == "1207"
+    assert sync(store, box).looked == 0 and store.sync_cursor("mailbox") == "1200"
+    assert len(http.request_sequence) == 6
 
 
 def test_gmail_is_chosen_by_settings_and_a_missing_token_says_how_to_get_one(tmp_path, monkeypatch):

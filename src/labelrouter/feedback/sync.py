@@ -18,6 +18,7 @@ from labelrouter.mail.mailbox import Mailbox, filing
 from labelrouter.store.base import Store
 
 Clock = Callable[[], datetime]
+FEED_KEY = "mailbox"  # one change-feed cursor per store (a home labels one Gmail account)
 
 
 def utc_now() -> datetime:
@@ -46,8 +47,13 @@ def sync(store: Store, mailbox: Mailbox, *, nightly_days: float | None = None, c
     now = clock()
     since = (now - timedelta(days=nightly_days)).isoformat(timespec="seconds") if nightly_days is not None else None
     rows = store.sync_candidates(since)
-    looked = touched = gone = recorded = 0
     stamp = now.isoformat(timespec="seconds")
+    # A mailbox with a change feed (Gmail's history) names the messages changed since the stored cursor;
+    # the new cursor is taken before any read, so a change made meanwhile is in the next feed.
+    changed_ids, cursor = mailbox.change_feed(store.sync_cursor(FEED_KEY))
+    if changed_ids is not None and nightly_days is None:
+        rows = [r for r in rows if r["message_id"] in changed_ids]
+    looked = touched = gone = recorded = 0
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         states = mailbox.states([r["message_id"] for r in chunk])
@@ -71,4 +77,7 @@ def sync(store: Store, mailbox: Mailbox, *, nightly_days: float | None = None, c
                 "important": bool(state and state.important), "touched_at": stamp if changed else None,
             })
         recorded += store.record_sync(updates)
+    if cursor is not None:  # saved only once every change up to it is recorded
+        store.set_sync_cursor(FEED_KEY, cursor, stamp)
     return SyncReport(looked, touched, gone, recorded, nightly_days is not None)
+

@@ -241,6 +241,15 @@ class GmailMailbox:
             if not token:
                 return changed, newest
 
+    def change_feed(self, cursor: str | None) -> tuple[set[str] | None, str | None]:
+        if cursor is None:
+            return None, self.history_id()
+        try:
+            return self.changed_since(cursor)
+        except HistoryExpired:
+            log.warning("Gmail history %s expired: syncing every unsynced message", cursor)
+            return None, self.history_id()
+
     # -- labels --------------------------------------------------------------------------------
     def _mapping(self) -> dict[str, str]:
         try:

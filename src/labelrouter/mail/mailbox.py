@@ -54,6 +54,10 @@ class Mailbox(Protocol):
     def states(self, message_ids: list[str]) -> dict[str, MessageState]:
         """Current labels and interaction signals of these messages; an id missing from the result is gone."""
 
+    def change_feed(self, cursor: str | None) -> tuple[set[str] | None, str | None]:
+        """(ids changed since `cursor`, the cursor to store next). Ids None: look at every unsynced message
+        (no feed, no cursor yet, or it expired). Cursor None: this mailbox has no change feed."""
+
     def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
         """Label name → mailbox label id, creating missing labels when `create`."""
 

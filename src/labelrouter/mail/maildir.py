@@ -135,6 +135,9 @@ class LocalMaildir:
         return {mid: MessageState(tuple(sorted(found)), seen="S" in flags[mid], important="F" in flags[mid])
                 for mid, found in folders.items()}
 
+    def change_feed(self, cursor: str | None) -> tuple[set[str] | None, str | None]:
+        return None, None  # a Maildir has no change log: syncs look at every unsynced message (one listing)
+
     def list_inbox(self) -> list[str]:
         files = self._files(INBOX)
 

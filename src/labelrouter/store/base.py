@@ -58,6 +58,11 @@ class Store(Protocol):
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Labeled decisions with their synced state and embedding, for mining."""
 
+    def sync_cursor(self, mailbox: str) -> str | None:
+        """Where a mailbox's change feed was read up to (None: never)."""
+
+    def set_sync_cursor(self, mailbox: str, cursor: str, when: str) -> None: ...
+
     def mark_undone(self, message_ids: list[str], when: str) -> int:
         """Record an undo of our labels before the mailbox changes."""
 

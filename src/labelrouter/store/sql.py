@@ -162,6 +162,15 @@ class SQLStore:
                "ORDER BY processed_at, message_id")
         return self._query("reading feedback", sql)
 
+    def sync_cursor(self, mailbox: str) -> str | None:
+        rows = self._query("reading a sync cursor", "SELECT cursor FROM sync_cursors WHERE mailbox = ?", (mailbox,))
+        return str(rows[0]["cursor"]) if rows else None
+
+    def set_sync_cursor(self, mailbox: str, cursor: str, when: str) -> None:
+        self._execute("saving a sync cursor", "INSERT INTO sync_cursors (mailbox, cursor, updated_at) VALUES (?, ?, ?) "
+                      "ON CONFLICT (mailbox) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                      (mailbox, cursor, when))
+
     def mark_undone(self, message_ids: list[str], when: str) -> int:
         """Record `labelrouter undo` before the mailbox changes (so mining never reads it as the user's)."""
         sql = "UPDATE processed_messages SET undone_at = COALESCE(undone_at, ?) WHERE message_id = ? AND status = 'labeled'"

@@ -17,3 +17,9 @@ ALTER TABLE processed_messages ADD COLUMN mined_at TEXT;
 ALTER TABLE processed_messages ADD COLUMN shadow INTEGER;
 ALTER TABLE processed_messages ADD COLUMN undone_at TEXT;
 CREATE INDEX processed_messages_feedback ON processed_messages (feedback);
+-- Where a mailbox's change feed stands (Gmail: the history id a sync read up to).
+CREATE TABLE sync_cursors (
+    mailbox     TEXT PRIMARY KEY,
+    cursor      TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
