@@ -7,7 +7,8 @@ Artifact format `labelrouter.head/v1` (nothing in it can execute code on load):
     <dir>/weights.safetensors   tensors `W` (labels × dim, float32) and `b` (labels,)
 
 Kinds: `linear-softmax` — head weights = softmax((x·Wᵀ + b) / temperature) over the head's labels.
-Optional tensor `label_vectors` (m × dim, rows named by `label_vector_labels` in head.json): retrieval
+Optional tensors `important_W` (1 × dim) and `important_b` (1,): the "important" head, a logistic
+regression on the message vector for Gmail's IMPORTANT flag. Optional tensor `label_vectors` (m × dim, rows named by `label_vector_labels` in head.json): retrieval
 vectors refreshed from each label's examples at training time; the router uses them instead of the
 description-only vectors for those labels while this head is current.
 A config label the head has no output for (added after training) gets the mean of that message's other
@@ -62,6 +63,9 @@ class Head(Protocol):
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         """(n, dim) embeddings → (n, len(labels)) weights in [0, 1], columns in `labels` order."""
 
+    def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """(n, dim) → (n,) probability that the user marks the message important; None without a model."""
+
 
 class ColdStartHead:
     """Before any training: 1.0 for every label, so the final score is the router weight."""
@@ -80,6 +84,9 @@ class ColdStartHead:
     def label_vectors(self) -> dict[str, np.ndarray]:
         return {}  # descriptions only
 
+    def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
+        return None
+
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         return np.ones((embeddings.shape[0], len(labels)), dtype=np.float32)
 
@@ -96,6 +103,10 @@ class LinearHead:
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     label_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    # The "important" head: p(important) = σ(x·important_w + important_b), trained from Gmail's IMPORTANT
+    # flags that nightly syncs record; None until there is enough of them.
+    important_w: np.ndarray | None = None
+    important_b: float = 0.0
 
     def __post_init__(self) -> None:
         self._col = {name: i for i, name in enumerate(self.labels)}
@@ -119,6 +130,12 @@ class LinearHead:
             out[:, unseen] = fill[:, None]
         return np.clip(out, 0.0, 1.0)
 
+    def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
+        if self.important_w is None:
+            return None
+        logits = np.atleast_2d(embeddings).astype(np.float32) @ self.important_w + self.important_b
+        return 1.0 / (1.0 + np.exp(-logits))
+
     def to_files(self) -> dict[str, bytes]:
         """The artifact's files by name: `head.json` and `weights.safetensors`."""
         tensors = {"W": np.ascontiguousarray(self.W, dtype=np.float32),
@@ -126,6 +143,9 @@ class LinearHead:
         if self.label_vectors:
             tensors["label_vectors"] = np.ascontiguousarray(np.vstack(list(self.label_vectors.values())),
                                                             dtype=np.float32)
+        if self.important_w is not None:
+            tensors["important_W"] = np.ascontiguousarray(self.important_w.reshape(1, -1), dtype=np.float32)
+            tensors["important_b"] = np.array([self.important_b], dtype=np.float32)
         meta = {
             "format": HEAD_FORMAT, "kind": "linear-softmax", "version": self.version, "labels": self.labels,
             "embedder": self.embedder, "dim": int(self.W.shape[1]), "temperature": self.temperature,
@@ -261,10 +281,18 @@ def head_from_files(files: dict[str, bytes], source: str, *, embedder: str, dim:
             f"{None if vectors is None else vectors.shape}"
         )
     label_vectors = {name: vectors[i] for i, name in enumerate(vector_labels)} if vectors is not None else {}
+    important_w, important_b = tensors.get("important_W"), tensors.get("important_b")
+    if (important_w is None) != (important_b is None) or (important_w is not None and (
+            important_w.shape != (1, dim) or important_b.shape != (1,)  # type: ignore[union-attr]
+            or not (np.isfinite(important_w).all() and np.isfinite(important_b).all()))):
+        raise ModelArtifactError(f"head artifact {source}: the important head must be important_W (1, {dim}) "
+                                 "and important_b (1,), finite")
     return LinearHead(
         labels=labels, W=W.astype(np.float32), b=b.astype(np.float32), version=meta.version,
         embedder=embedder, temperature=float(meta.temperature), thresholds=dict(meta.thresholds),
         metrics=dict(meta.metrics), created_at=meta.created_at, label_vectors=label_vectors,
+        important_w=important_w[0].astype(np.float32) if important_w is not None else None,
+        important_b=float(important_b[0]) if important_b is not None else 0.0,
     )
 
 

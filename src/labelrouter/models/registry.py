@@ -268,3 +268,6 @@ class CurrentHead:
 
     def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         return self.head.weights(embeddings, labels)
+
+    def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
+        return self.head.important_probability(embeddings)

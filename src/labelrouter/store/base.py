@@ -58,6 +58,9 @@ class Store(Protocol):
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Labeled decisions with their synced state and embedding, for mining."""
 
+    def important_rows(self, encoder_version: str) -> list[dict[str, Any]]:
+        """Decisions whose IMPORTANT flag a sync read back, for the important head."""
+
     def sync_cursor(self, mailbox: str) -> str | None:
         """Where a mailbox's change feed was read up to (None: never)."""
 

@@ -162,6 +162,13 @@ class SQLStore:
                "ORDER BY processed_at, message_id")
         return self._query("reading feedback", sql)
 
+    def important_rows(self, encoder_version: str) -> list[dict[str, Any]]:
+        """Decisions with an IMPORTANT flag read back by a sync, embedded by this encoder, oldest first."""
+        sql = ("SELECT message_id, embedding, important, processed_at FROM processed_messages "
+               "WHERE important IS NOT NULL AND embedding IS NOT NULL AND encoder_version = ? "
+               "ORDER BY processed_at, message_id")
+        return self._query("reading important flags", sql, (encoder_version,))
+
     def sync_cursor(self, mailbox: str) -> str | None:
         rows = self._query("reading a sync cursor", "SELECT cursor FROM sync_cursors WHERE mailbox = ?", (mailbox,))
         return str(rows[0]["cursor"]) if rows else None

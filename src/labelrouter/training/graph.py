@@ -31,7 +31,12 @@ from labelrouter.router import Router
 from labelrouter.splits import holdout
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
-from labelrouter.training.head import refresh_label_vectors, train_linear_head
+from labelrouter.training.head import (
+    balanced_accuracy,
+    refresh_label_vectors,
+    train_important,
+    train_linear_head,
+)
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
 KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0.5}
@@ -49,6 +54,7 @@ class TrainingContext:
     val_fraction: float = 0.2
     min_train: int = 20
     min_val: int = 10
+    min_important: int = 5  # flagged and unflagged messages each, in train, before an important head is fit
     promote_margin: float = 0.01  # top-1 a candidate must gain over the current head
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
     archive_target_precision: float = 0.97  # archiving hides mail: a stricter target for the archive threshold
@@ -81,6 +87,7 @@ class TrainingState(BaseModel):
     val_ids: list[str] = Field(default_factory=list)
     current_version: str = ""
     candidate_version: str | None = None
+    important_val_ids: list[str] = Field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
     promoted: bool = False
     decision: str = ""
@@ -133,8 +140,32 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     head = train_linear_head(X, y, embedder=ctx.encoder.version, version=version, sample_weight=weights,
                              label_order=ctx.labels.names, C=ctx.C)
     head.label_vectors = refresh_label_vectors(ctx.router.index, X, y)
+    important_val = _fit_important(head, ctx)
     ctx.registry.stage(head)
-    return {"candidate_version": version}
+    return {"candidate_version": version, "important_val_ids": important_val}
+
+
+def _important_data(ctx: TrainingContext, ids: list[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rows = ctx.store.important_rows(ctx.encoder.version)
+    if ids is not None:
+        wanted = set(ids)
+        rows = [r for r in rows if r["message_id"] in wanted]
+    if not rows:
+        return [], np.zeros((0, ctx.encoder.dim), np.float32), np.zeros(0)
+    X = np.vstack([decode_embedding(r["embedding"]) for r in rows]).astype(np.float32)
+    return [r["message_id"] for r in rows], X, np.array([int(r["important"]) for r in rows])
+
+
+def _fit_important(head: Any, ctx: TrainingContext) -> list[str]:
+    """The important head, from the flags nightly syncs recorded (newest 20 % held out); returns the
+    held-out ids, or none when there are too few flagged or unflagged messages to learn from."""
+    ids, X, flags = _important_data(ctx)
+    # Rows come oldest first: their position is their time order.
+    train, val = holdout(range(len(ids)), [f"{i:09d}" for i in range(len(ids))], ctx.val_fraction)
+    if min(int(flags[train].sum()), int(len(train) - flags[train].sum())) < ctx.min_important or not val:
+        return []
+    head.important_w, head.important_b = train_important(X[train], flags[train])
+    return [ids[i] for i in val]
 
 
 def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
@@ -159,6 +190,11 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     candidate.thresholds = {"fallback": threshold, "archive": archive, "silver_margin": silver_margin,
                             "target_precision": ctx.target_precision,
                             "archive_target_precision": ctx.archive_target_precision}
+    if state.important_val_ids:
+        _, X_imp, flags = _important_data(ctx, state.important_val_ids)
+        cand["important_balanced_accuracy"] = balanced_accuracy(candidate.important_probability(X_imp), flags)
+        current_p = current.important_probability(X_imp)
+        cur["important_balanced_accuracy"] = balanced_accuracy(current_p, flags) if current_p is not None else None
     candidate.metrics = {"validation": cand, "n_train": len(state.train_ids), "n_val": len(state.val_ids)}
     ctx.registry.stage(candidate)
     return {"current_version": current.version, "metrics": {"current": cur, "candidate": cand}}
@@ -167,7 +203,11 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
 def gate(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
     cur, cand = state.metrics["current"], state.metrics["candidate"]
     better = cand["top1"] >= cur["top1"] + runtime.context.promote_margin
-    return "promote" if better and cand["recall@k"] >= cur["recall@k"] else "reject"
+    # The important head rides in the same bundle: a candidate may not flag importance worse than the
+    # current one (when both have one).
+    important_ok = cur.get("important_balanced_accuracy") is None or \
+        (cand.get("important_balanced_accuracy") or 0.0) >= cur["important_balanced_accuracy"] - 0.01
+    return "promote" if better and cand["recall@k"] >= cur["recall@k"] and important_ok else "reject"
 
 
 def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:

@@ -66,3 +66,21 @@ def refresh_label_vectors(index: LabelIndex, X: np.ndarray, y: list[str], *, pri
         blended = alpha * index.vectors[index.labels.index(name)] + (1 - alpha) * centroid
         vectors[name] = (blended / (np.linalg.norm(blended) or 1.0)).astype(np.float32)
     return vectors
+
+
+def train_important(X: np.ndarray, important: np.ndarray, *, C: float = 1.0) -> tuple[np.ndarray, float]:
+    """Logistic regression for Gmail's IMPORTANT flag on message vectors (classes balanced: important mail
+    is usually the minority). Returns (w, b) with p = σ(x·w + b)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, max_iter=1000, class_weight="balanced")
+    model.fit(X.astype(np.float32), important.astype(int))
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def balanced_accuracy(probability: np.ndarray, important: np.ndarray) -> float:
+    """Mean of the recall on important and on not-important messages at p ≥ 0.5."""
+    predicted = probability >= 0.5
+    truth = important.astype(bool)
+    recalls = [float(np.mean(predicted[truth == cls] == cls)) for cls in (True, False) if (truth == cls).any()]
+    return float(np.mean(recalls)) if recalls else 0.0
