@@ -17,6 +17,7 @@ from labelrouter.mail.maildir import LocalMaildir, folder_name
 from labelrouter.settings import load_settings
 from labelrouter.store import open_store
 from tests.conftest import DATA
+from tests.postgres import RUN_PREFIX, URL
 from tests.test_feedback import mark_read, move
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -24,9 +25,16 @@ runner = CliRunner()
 CLINC = DATA / "clinc150"
 
 
-def test_corrections_moved_by_the_user_are_synced_mined_learned_and_replayed(tmp_path, monkeypatch, encoder):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_corrections_moved_by_the_user_are_synced_mined_learned_and_replayed(tmp_path, monkeypatch, encoder, backend,
+                                                                            request):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LABELROUTER_HOME", str(tmp_path / "home"))
+    if backend == "postgres":
+        schemas = request.getfixturevalue("postgres_schemas")
+        schemas.append(f"{RUN_PREFIX}_loop")
+        monkeypatch.setenv("LABELROUTER_DATABASE_URL", URL)
+        monkeypatch.setenv("LABELROUTER_DATABASE_SCHEMA", schemas[-1])
     assert runner.invoke(app, ["init", "--taxonomy", str(CLINC / "taxonomy.json"), "--fallback", "oos"]).exit_code == 0
     with gzip.open(CLINC / "messages.jsonl.gz", "rt") as fh:
         rows = [json.loads(line) for line in fh]
