@@ -165,9 +165,10 @@ def test_dry_run_changes_nothing(tmp_path, env, encoder):
 def test_graph_command_formats(tmp_path):
     mermaid = runner.invoke(app, ["graph", "--format", "mermaid"])
     assert mermaid.exit_code == 0
-    # The installed graph: the shipped sender-rules extension sits before the router.
+    # The installed graph: the shipped sender-rules extension sits before the router, the important head
+    # after it.
     assert "summarize --> sender_rules" in mermaid.stdout and "sender_rules --> label_router" in mermaid.stdout
-    assert "label_router --> apply" in mermaid.stdout
+    assert "label_router --> important" in mermaid.stdout and "important --> apply" in mermaid.stdout
     assert "label_router" in runner.invoke(app, ["graph", "--format", "ascii"]).stdout
     png = tmp_path / "g.png"
     assert runner.invoke(app, ["graph", "--format", "png", "--output", str(png)]).exit_code == 0

@@ -37,7 +37,9 @@ def ext_env(tmp_path, monkeypatch):
 def test_an_extension_named_in_the_environment_is_drawn_and_writes_into_label_json(tmp_path, ext_env, encoder):
     mermaid = runner.invoke(app, ["graph", "--format", "mermaid"], env=ext_env)
     assert mermaid.exit_code == 0, mermaid.output
-    assert "label_router --> shout" in mermaid.stdout and "shout --> apply" in mermaid.stdout
+    # After the router, the shipped important head, then the environment's extension, then apply.
+    assert "label_router --> important" in mermaid.stdout and "important --> shout" in mermaid.stdout
+    assert "shout --> apply" in mermaid.stdout
     path = tmp_path / "m.eml"
     path.write_bytes(eml("Flight booking confirmation", "Your flight to Lisbon is confirmed."))
     result = runner.invoke(app, ["label", str(path)], env=ext_env)
