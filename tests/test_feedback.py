@@ -79,6 +79,16 @@ def _applied(store) -> dict[str, str]:
     return {r["message_id"]: r["label_applied"] for r in store.rows("labeled")}
 
 
+def _move_some_to_one_label(store, box, n: int) -> tuple[dict[str, str], str, list[str]]:
+    """The user moves `n` of our labeled messages (none in the fallback) to one other label."""
+    applied = _applied(store)
+    target = next(x for x in LABELS.names if x != LABELS.fallback)
+    movable = [m for m, lb in applied.items() if lb not in (LABELS.fallback, target)][:n]
+    for mid in movable:
+        move(box, mid, applied[mid], target)
+    return applied, target, movable
+
+
 def _ids_of_ours() -> dict[str, str]:
     return {folder_name(n): n for n in LABELS.names}
 
@@ -244,11 +254,7 @@ def test_replay_reproduces_stored_decisions_and_measures_a_model_against_the_use
     from tests.conftest import registry_at
 
     store, box, _ = labeled
-    applied = _applied(store)
-    target = next(n for n in LABELS.names if n != LABELS.fallback)
-    movable = [m for m, lb in applied.items() if lb not in (LABELS.fallback, target)][:3]
-    for mid in movable:
-        move(box, mid, applied[mid], target)
+    applied, target, movable = _move_some_to_one_label(store, box, 3)
     sync_and_mine(store, box, LABELS, clock=Clock())
     same = runner.invoke(app, ["replay", "--json"])
     assert same.exit_code == 0, same.output
@@ -330,11 +336,7 @@ class Crash(RuntimeError):
 def test_a_crash_in_sync_or_mining_then_a_rerun_records_every_change_once(labeled, monkeypatch):
     """Deterministic fault hooks: the store fails on the second sync batch, then on mining's write."""
     store, box, _ = labeled
-    applied = _applied(store)
-    target = next(n for n in LABELS.names if n != LABELS.fallback)
-    movable = [m for m, lb in applied.items() if lb not in (LABELS.fallback, target)][:6]
-    for mid in movable:
-        move(box, mid, applied[mid], target)
+    _, _, movable = _move_some_to_one_label(store, box, 6)
     real_record = store.record_sync
     calls = []
 

@@ -19,6 +19,18 @@ def sync_line(synced: Any, mined: Any) -> str:
             f"({synced.gone} gone); mining: {kinds}; {mined.verdicts.get('reorganised', 0)} in bulk reorganisations")
 
 
+def _labeled_mailbox(labels: Path | None, mailbox: Path | None, nothing: str) -> tuple[Any, Any, Any] | None:
+    """Labels, mailbox and store for a command about labeled mail; None (said why) when nothing is labeled."""
+    settings = settings_for(labels)
+    label_set = backends.labels(settings)
+    box = backends.mailbox(settings, mailbox)
+    store = backends.store(settings, create=False)
+    if store is None:
+        out.print(f"{nothing}: no message has been labeled yet")
+        return None
+    return label_set, box, store
+
+
 @friendly_errors
 def sync(
     mailbox: Annotated[Path | None, typer.Option(help="Maildir to read back (default: <home>/mailbox).")] = None,
@@ -29,13 +41,10 @@ def sync(
     """Read back what you did to labeled messages (moved, read, archived) and mine corrections from it."""
     from labelrouter.feedback import sync_and_mine
 
-    settings = settings_for(labels)
-    label_set = backends.labels(settings)
-    box = backends.mailbox(settings, mailbox)
-    store = backends.store(settings, create=False)
-    if store is None:
-        out.print("nothing to sync: no message has been labeled yet")
+    opened = _labeled_mailbox(labels, mailbox, "nothing to sync")
+    if opened is None:
         return
+    label_set, box, store = opened
     try:
         synced, mined = sync_and_mine(store, box, label_set, nightly_days=days if nightly else None)
     finally:
@@ -91,13 +100,10 @@ def undo(
 
     if (since is None) == (message is None):
         raise LabelRouterError("name what to undo: --since DATE or --message ID")
-    settings = settings_for(labels)
-    label_set = backends.labels(settings)
-    box = backends.mailbox(settings, mailbox)
-    store = backends.store(settings, create=False)
-    if store is None:
-        out.print("nothing to undo: no message has been labeled yet")
+    opened = _labeled_mailbox(labels, mailbox, "nothing to undo")
+    if opened is None:
         return
+    label_set, box, store = opened
     try:
         with box.lock():
             done = run_undo(store, box, box.ensure_labels(label_set.names, create=False), since=since,

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
 from labelrouter.fsutil import private_dir, write_json_atomic
-from labelrouter.mail.mailbox import INBOX, MailboxChange, MessageState
+from labelrouter.mail.mailbox import INBOX, MailboxChange, MessageState, planned_change
 
 log = logging.getLogger(__name__)
 
@@ -335,14 +335,9 @@ class GmailMailbox:
     def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
                     dry_run: bool = False) -> MailboxChange:
         before = self.label_ids(message_id)
-        already = sorted(set(before) & known_label_ids)
-        if already and label_id not in already:
-            return MailboxChange(False, before, before, f"already labeled {already[0]!r}; left alone")
-        after = set(before) | {label_id}
-        if archive:
-            after.discard(INBOX)
-        if sorted(after) == before or dry_run:
-            return MailboxChange(sorted(after) != before, before, sorted(after), "dry run" if dry_run else "")
+        plan = planned_change(before, label_id, archive=archive, known_label_ids=known_label_ids, dry_run=dry_run)
+        if isinstance(plan, MailboxChange):
+            return plan
         now = self._modify(message_id, [label_id], [INBOX] if archive else [], f"labeling {message_id}")
         return MailboxChange(True, before, now)
 

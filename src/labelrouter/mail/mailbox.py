@@ -41,6 +41,22 @@ class MessageState:
         return INBOX in self.label_ids
 
 
+def planned_change(before: list[str], label_id: str, *, archive: bool, known_label_ids: set[str],
+                   dry_run: bool) -> MailboxChange | list[str]:
+    """The rule every mailbox applies a label by: a message already carrying another label of ours is left
+    alone (never a second label), nothing to do or a dry run answers at once; otherwise the label ids the
+    message should end with."""
+    already = sorted(set(before) & known_label_ids)
+    if already and label_id not in already:
+        return MailboxChange(False, before, before, f"already labeled {already[0]!r}; left alone")
+    after = set(before) | {label_id}
+    if archive:
+        after.discard(INBOX)
+    if sorted(after) == before or dry_run:
+        return MailboxChange(sorted(after) != before, before, sorted(after), "dry run" if dry_run else "")
+    return sorted(after)
+
+
 class Mailbox(Protocol):
     def list_inbox(self) -> list[str]:
         """Stable ids of the messages waiting in the inbox, oldest first."""

@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
 from labelrouter.fsutil import private_dir, write_json_atomic
-from labelrouter.mail.mailbox import INBOX, MailboxChange, MessageState
+from labelrouter.mail.mailbox import INBOX, MailboxChange, MessageState, planned_change
 
 LOCK_FILE = "labelrouter.lock"
 REGISTRY_FILE = "labelrouter-labels.json"
@@ -263,15 +263,9 @@ class LocalMaildir:
         if not locations:
             raise MailboxError(f"message {message_id!r} is not in {self.root}")
         before = sorted(locations)
-        already = sorted(set(before) & known_label_ids)
-        if already and label_id not in already:
-            return MailboxChange(False, before, before, f"already labeled {already[0]!r}; left alone")
-        after = set(before) | {label_id}
-        if archive:
-            after.discard(INBOX)
-        after_sorted = sorted(after)
-        if after_sorted == before or dry_run:
-            return MailboxChange(after_sorted != before, before, after_sorted, "dry run" if dry_run else "")
+        plan = planned_change(before, label_id, archive=archive, known_label_ids=known_label_ids, dry_run=dry_run)
+        if isinstance(plan, MailboxChange):
+            return plan
         if not self._dir(label_id).is_dir():
             raise MailboxError(f"label folder {label_id!r} does not exist in {self.root}")
         source = next(iter(locations.values()))
