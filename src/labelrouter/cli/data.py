@@ -77,6 +77,9 @@ def eval_(
     seeds: Annotated[int, typer.Option(min=5, help="Random draws per k (few-shot).")] = 5,
     target_precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="Precision of non-fallback decisions the validation threshold aims at.")] = 0.90,
     out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json, report.md and plots go.")] = Path("eval-out"),
+    correction_rate: Annotated[float, typer.Option("--correction-rate", min=0.0, max=1.0, help="Stream: the chance the user corrects a wrong label.")] = 1.0,
+    train_every: Annotated[int, typer.Option("--train-every", min=1, help="Stream: messages between sync, mining and training.")] = 100,
+    silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples.")] = True,
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
     from labelrouter.evaluation import Evaluator, write_outputs
@@ -84,9 +87,14 @@ def eval_(
     from labelrouter.training.importer import read_labeled_set
 
     protocols = [p.strip() for p in protocol.split(",") if p.strip()]
-    unknown = [p for p in protocols if p not in ("cold", "fewshot", "full")]
+    unknown = [p for p in protocols if p not in ("cold", "fewshot", "full", "stream")]
     if unknown or not protocols:
-        raise LabelRouterError(f"unknown protocol {','.join(unknown) or protocol!r}: use cold, fewshot or full")
+        raise LabelRouterError(f"unknown protocol {','.join(unknown) or protocol!r}: use cold, fewshot, full or stream")
+    if "stream" in protocols:
+        if len(protocols) > 1:
+            raise LabelRouterError("the stream protocol runs on its own: --protocol stream")
+        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, out_dir)
+        return
     try:
         ks = sorted({int(x) for x in k.split(",") if x.strip()})
     except ValueError:
@@ -103,3 +111,22 @@ def eval_(
         for path in write_outputs(report, target):
             out.print(f"wrote {path}")
         out.print((target / "report.md").read_text())
+
+
+def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_rate: float, train_every: int,
+            silver: bool, out_dir: Path) -> None:
+    """The stream protocol through the real loop, in a fresh temporary home and Maildir."""
+    import tempfile
+
+    from labelrouter.stream import StreamConfig, run_stream, write_stream_outputs
+    from labelrouter.training.importer import read_labeled_set
+
+    settings = settings_for()
+    data = read_labeled_set(messages, taxonomy, oos_label=oos_label)
+    encoder = backends.encoder(settings)
+    config = StreamConfig(correction_rate=correction_rate, train_every=train_every, silver=silver)
+    with tempfile.TemporaryDirectory(prefix="labelrouter-stream-") as work, err.status("stream") as status:
+        report = run_stream(data, encoder, Path(work), config, progress=status.update)
+    for path in write_stream_outputs(report, out_dir):
+        out.print(f"wrote {path}")
+    out.print((out_dir / "report.md").read_text())

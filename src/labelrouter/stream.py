@@ -1,0 +1,218 @@
+"""The stream evaluation through the real loop (`labelrouter eval --protocol stream`).
+
+Messages in date order are delivered, `train_every` at a time, into a fresh local Maildir and labeled by
+the real `run` path (graph, store, mailbox). "The user" then moves each wrongly labeled message (the
+fallback counts as wrong) to its true label with probability R; the real sync, mining and training graph
+run; the next messages are labeled by whatever was promoted. Reported: prequential accuracy (each
+message judged before anything learned from it) overall and per window, coverage (non-fallback share),
+the share of corrections whose true label the router did not even retrieve, silver precision, and two
+baselines retrained at the same points on the same corrections: word TF-IDF + linear SVM and logistic
+regression on the frozen embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage as Mime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelrouter.feedback import MiningPolicy, sync_and_mine
+from labelrouter.graph.context import build_context
+from labelrouter.labels import Label, LabelSet
+from labelrouter.mail.maildir import LocalMaildir, folder_name
+from labelrouter.models.encoder import Encoder
+from labelrouter.pipeline import Labeler
+from labelrouter.settings import load_settings
+from labelrouter.splits import time_order
+from labelrouter.store import open_store
+from labelrouter.store.records import decode_embedding
+from labelrouter.training import build_training_context, run_training
+from labelrouter.training.importer import LabeledSet, row_text
+
+NO_SILVER = MiningPolicy(silver_margin=float("inf"))
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    correction_rate: float = 1.0
+    train_every: int = 100
+    seed: int = 0
+    silver: bool = True
+
+
+def _when(row: dict[str, Any], fallback: datetime) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(row["date"]))
+    except (KeyError, TypeError, ValueError):
+        try:
+            moment = parsedate_to_datetime(str(row.get("date")))
+        except (TypeError, ValueError):
+            return fallback
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _mime(row: dict[str, Any], when: datetime) -> bytes:
+    mail = Mime()
+    mail["From"] = str(row.get("sender") or "someone@example.com")
+    mail["To"] = "me@example.com"
+    mail["Subject"] = str(row.get("subject") or "")
+    mail["Date"] = format_datetime(when)
+    mail.set_content(str(row.get("body") or ""))
+    return mail.as_bytes()
+
+
+def _baselines(train_texts: list[str], train_X: np.ndarray, train_y: list[str], texts: list[str],
+               X: np.ndarray) -> dict[str, list[str | None]]:
+    """TF-IDF + linear SVM and frozen-embedding LR fit on the corrections so far; None before 2 labels."""
+    if len(set(train_y)) < 2:
+        return {"tfidf_svm": [None] * len(texts), "frozen_lr": [None] * len(texts)}
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    svm = LinearSVC(C=0.5).fit(vectorizer.fit_transform(train_texts), train_y)
+    lr = LogisticRegression(C=10.0, max_iter=1000).fit(train_X, train_y)
+    return {"tfidf_svm": list(svm.predict(vectorizer.transform(texts))), "frozen_lr": list(lr.predict(X))}
+
+
+def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamConfig,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the stream in `work` (a fresh directory) and return the report."""
+    progress = progress or (lambda _m: None)
+    fallback = data.oos_label or "other"
+    labels = data.taxonomy if fallback in data.taxonomy else LabelSet(
+        (*data.taxonomy.labels, Label(fallback, None, "Mail that fits no other label")), data.taxonomy.nodes, fallback)
+    labels = LabelSet(labels.labels, labels.nodes, fallback)
+    labels_path = work / "labels.json"
+    labels_path.write_text(json.dumps(labels.to_json(), ensure_ascii=False), encoding="utf-8")
+    settings = load_settings(home=work / "home", labels_path=labels_path, mailbox_path=work / "mailbox",
+                             mailbox_ids_path=work / "mailbox_ids.json")
+    store = open_store(settings)
+    box = LocalMaildir(work / "mailbox")
+    box.ensure_labels(labels.names)
+    rng = random.Random(config.seed)
+    start_real = datetime.now(UTC)
+    first = _when(data.rows[0], start_real) if data.rows else start_real
+    order = time_order(range(len(data.rows)), [r.get("date") for r in data.rows], seed=config.seed)
+    policy = None if config.silver else NO_SILVER
+    windows: list[dict[str, Any]] = []
+    decisions: list[str] = []
+    truth_of: dict[str, str] = {}
+    baseline_hits = {"tfidf_svm": 0, "frozen_lr": 0}
+    totals = {"n": 0, "correct": 0, "covered": 0, "corrections": 0, "outside_topk": 0}
+    for start in range(0, len(order), config.train_every):
+        chunk = [data.rows[i] for i in order[start : start + config.train_every]]
+        ids = []
+        for row in chunk:
+            mid = box.deliver(_mime(row, _when(row, first)))
+            truth_of[mid] = row["label"]
+            ids.append(mid)
+        ctx = build_context(settings, mode="apply", mailbox=box, store=store, labels=labels, encoder=encoder)
+        report = Labeler(ctx, settings).run_mailbox()
+        decided = {o.message_id: o for o in report.outcomes if o.status != "failed"}
+        stored = {mid: store.get(mid) for mid in ids}
+        # Baselines trained at the last point predict this chunk (prequential, like the loop).
+        examples = [e for e in store.examples(encoder.version) if e["kind"] in ("correction", "confirmation")]
+        chunk_X = np.vstack([decode_embedding(stored[m]["embedding"]) if stored[m] and stored[m]["embedding"]
+                             else np.zeros(encoder.dim, np.float32) for m in ids])
+        predicted = _baselines([e["embedded_text"] or "" for e in examples],
+                               np.vstack([decode_embedding(e["embedding"]) for e in examples]) if examples
+                               else np.zeros((0, encoder.dim)), [e["label"] for e in examples],
+                               [row_text(r) for r in chunk], chunk_X)
+        window = {"start": start, "n": len(ids), "correct": 0, "covered": 0}
+        for name, preds in predicted.items():
+            hits = sum(p == truth_of[m] for p, m in zip(preds, ids, strict=True))
+            window[name] = hits / len(ids)
+            baseline_hits[name] += hits
+        for mid in ids:
+            outcome, row = decided.get(mid), stored[mid]
+            truth = truth_of[mid]
+            label = outcome.label if outcome else None
+            right = label == truth and not (outcome and outcome.fallback)
+            window["correct"] += right
+            window["covered"] += bool(outcome and not outcome.fallback)
+            if right or label is None or truth == fallback or rng.random() >= config.correction_rate:
+                continue
+            candidates = [c["label"] for c in json.loads(row["candidates"] or "[]")] if row else []
+            totals["outside_topk"] += truth not in candidates
+            totals["corrections"] += 1
+            _move(box, mid, label, truth)
+        windows.append({**window, "accuracy": window["correct"] / len(ids), "coverage": window["covered"] / len(ids)})
+        totals["n"] += len(ids)
+        totals["correct"] += window["correct"]
+        totals["covered"] += window["covered"]
+        simulated = start_real + (max(_when(r, first) for r in chunk) - first) + timedelta(minutes=5)
+        sync_and_mine(store, box, labels, policy=policy, clock=lambda simulated=simulated: simulated)
+        state = run_training(build_training_context(settings, store, labels=labels, encoder=encoder))
+        decisions.append(state.decision)
+        progress(f"stream: {totals['n']}/{len(order)} messages, accuracy so far "
+                 f"{totals['correct'] / totals['n']:.3f}; {state.decision or 'no training'}")
+    silver = [e for e in store.examples(encoder.version) if e["kind"] == "silver"]
+    store.close()
+    n = max(1, totals["n"])
+    return {
+        "dataset": data.name, "protocol": "stream", "correction_rate": config.correction_rate,
+        "train_every": config.train_every, "silver": config.silver, "n": totals["n"],
+        "prequential_accuracy": totals["correct"] / n, "coverage": totals["covered"] / n,
+        "corrections": totals["corrections"],
+        "corrections_outside_topk_share": totals["outside_topk"] / max(1, totals["corrections"]),
+        "silver_examples": len(silver),
+        "silver_precision": (sum(e["label"] == truth_of.get(e["message_id"]) for e in silver) / len(silver)
+                             if silver else None),
+        "baselines": {name: hits / n for name, hits in baseline_hits.items()},
+        "promotions": sum(d.startswith("promoted") for d in decisions), "training_decisions": decisions,
+        "windows": windows,
+    }
+
+
+def _move(box: LocalMaildir, message_id: str, source: str, target: str) -> None:
+    """What the user does in their mail client: the message leaves our label's folder for the right one."""
+    src = box.root / f".{folder_name(source)}"
+    for sub in ("cur", "new"):
+        folder = src / sub
+        for name in os.listdir(folder) if folder.is_dir() else []:
+            if name.split(":")[0] == message_id:
+                os.rename(folder / name, box.root / f".{folder_name(target)}" / "cur" / name)
+                return
+
+
+def write_stream_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    """metrics.json, report.md and stream.png (accuracy per window: labelrouter and both baselines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    lines = [f"# {report['dataset']}: stream, R = {report['correction_rate']}, train every {report['train_every']}",
+             "", f"prequential accuracy {report['prequential_accuracy']:.4f}, coverage {report['coverage']:.4f}, "
+             f"{report['corrections']} corrections ({report['corrections_outside_topk_share']:.1%} outside the "
+             f"top-K), {report['promotions']} promotions; baselines: "
+             + ", ".join(f"{k} {v:.4f}" for k, v in report["baselines"].items()), "",
+             "| messages | labelrouter | coverage | TF-IDF + SVM | frozen LR |", "|---|---|---|---|---|"]
+    for w in report["windows"]:
+        lines.append(f"| {w['start']}–{w['start'] + w['n']} | {w['accuracy']:.3f} | {w['coverage']:.3f} | "
+                     f"{w['tfidf_svm']:.3f} | {w['frozen_lr']:.3f} |")
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = [w["start"] + w["n"] for w in report["windows"]]
+    for key, name in (("accuracy", "labelrouter (router × head)"), ("tfidf_svm", "TF-IDF + SVM"),
+                      ("frozen_lr", "frozen-embedding LR")):
+        ax.plot(x, [w[key] for w in report["windows"]], marker=".", label=name)
+    ax.set(xlabel="messages delivered", ylabel="accuracy in the window (fallback = wrong)",
+           title=f"{report['dataset']}: stream, R = {report['correction_rate']}")
+    ax.legend()
+    fig.savefig(out_dir / "stream.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return [out_dir / "metrics.json", out_dir / "report.md", out_dir / "stream.png"]
