@@ -89,6 +89,12 @@ def test_a_label_may_also_be_a_parent_as_gmail_nests_labels():
                                  "labels": [{"name": "Clients"}, {"name": "Clients/Acme", "parent": "Clients"},
                                             {"name": "other"}]})
     assert with_node.get("Clients/Acme").parent == "Clients"
+    # A label whose parent is the node of its own name (the Enron taxonomies: a folder holding mail and
+    # subfolders) is that node, not a cycle.
+    folder = parse_label_set({"nodes": [{"name": "top", "parent": None}, {"name": "top/egm", "parent": "top"}],
+                              "labels": [{"name": "top/egm", "parent": "top/egm"},
+                                         {"name": "top/egm_hall", "parent": "top/egm"}]}, require_fallback=False)
+    assert folder.get("top/egm").parent == "top" and folder.siblings("top/egm_hall", "top/egm_hall")
 
 
 def test_parent_cycles_are_refused():

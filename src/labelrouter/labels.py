@@ -222,6 +222,11 @@ def parse_label_set(data: Any, source: str = "labels", *, require_fallback: bool
                 source, f"labels[{i}] ({label.name!r})",
                 f"unknown parent {label.parent!r} (nodes: {known}; or another label's name)",
             )
+    # A label whose parent is the node of its own name is that node (a folder holding mail and
+    # subfolders, as the Enron mailboxes have): its parent is the node's.
+    node_parent = {n.name: n.parent for n in nodes}
+    labels = [Label(lb.name, node_parent[lb.name], lb.description, lb.archive, lb.archive_confidence)
+              if lb.parent == lb.name and lb.name in node_parent else lb for lb in labels]
     parent_of = {**{lb.name: lb.parent for lb in labels}, **{n.name: n.parent for n in nodes}}
     for i, label in enumerate(labels):
         chain, current = {label.name}, label.parent
