@@ -234,7 +234,8 @@ def test_silver_is_sure_untouched_old_decisions_capped_by_trusted_examples(tmp_p
     _store_decisions(store, [(f"m{i}", names[i % 3]) for i in range(10)], clock)
     _record_states(store, {"m0": [folder_name(names[4]), "INBOX"], "m1": [folder_name(names[5]), "INBOX"]},
                    clock, ["m0", "m1"])
-    mined = mine(store, LABELS, _ids_of_ours(), clock=clock)
+    assert mine(store, LABELS, _ids_of_ours(), clock=clock).examples == {"correction": 2}  # silver is opt-in
+    mined = mine(store, LABELS, _ids_of_ours(), clock=clock, policy=MiningPolicy(silver=True))
     assert mined.examples == {"correction": 2, "silver": 2}  # never more silver than trusted examples
     silver = [e for e in store.examples("stub") if e["kind"] == "silver"]
     assert {e["source"] for e in silver} == {"silver:stub+head:cold-start"}  # the model that decided it
@@ -244,7 +245,8 @@ def test_silver_is_sure_untouched_old_decisions_capped_by_trusted_examples(tmp_p
     store2 = open_store(settings.model_copy(update={"db_path": tmp_path / "b.sqlite3"}))
     _store_decisions(store2, [(f"m{i}", names[i % 3]) for i in range(10)], early)
     _record_states(store2, {"m0": [folder_name(names[4]), "INBOX"]}, early, ["m0"])
-    assert mine(store2, LABELS, _ids_of_ours(), clock=early).examples == {"correction": 1}
+    assert mine(store2, LABELS, _ids_of_ours(), clock=early, policy=MiningPolicy(silver=True)).examples == \
+        {"correction": 1}
 
 
 def test_replay_reproduces_stored_decisions_and_measures_a_model_against_the_users_filing(labeled, stub_encoder):

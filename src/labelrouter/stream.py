@@ -38,7 +38,7 @@ from labelrouter.store.records import decode_embedding
 from labelrouter.training import build_training_context, run_training
 from labelrouter.training.importer import LabeledSet, row_text
 
-NO_SILVER = MiningPolicy(silver_margin=float("inf"))
+WITH_SILVER = MiningPolicy(silver=True)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class StreamConfig:
     correction_rate: float = 1.0
     train_every: int = 100
     seed: int = 0
-    silver: bool = True
+    silver: bool = False
 
 
 def _when(row: dict[str, Any], fallback: datetime) -> datetime:
@@ -104,7 +104,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
     start_real = datetime.now(UTC)
     first = _when(data.rows[0], start_real) if data.rows else start_real
     order = time_order(range(len(data.rows)), [r.get("date") for r in data.rows], seed=config.seed)
-    policy = None if config.silver else NO_SILVER
+    policy = WITH_SILVER if config.silver else None
     windows: list[dict[str, Any]] = []
     decisions: list[str] = []
     truth_of: dict[str, str] = {}

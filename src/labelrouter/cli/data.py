@@ -79,7 +79,7 @@ def eval_(
     out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json, report.md and plots go.")] = Path("eval-out"),
     correction_rate: Annotated[float, typer.Option("--correction-rate", min=0.0, max=1.0, help="Stream: the chance the user corrects a wrong label.")] = 1.0,
     train_every: Annotated[int, typer.Option("--train-every", min=1, help="Stream: messages between sync, mining and training.")] = 100,
-    silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples.")] = True,
+    silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples (off by default, as in sync).")] = False,
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
     from labelrouter.evaluation import Evaluator, write_outputs
