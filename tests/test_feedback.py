@@ -368,6 +368,7 @@ def test_a_promotion_killed_before_the_pointer_moved_leaves_the_old_model_and_re
     import numpy as np
 
     from labelrouter.artifacts import LocalArtifacts
+    from labelrouter.errors import ModelArtifactError
     from labelrouter.models.head import LinearHead
     from labelrouter.models.registry import ModelRegistry
 
@@ -393,3 +394,12 @@ def test_a_promotion_killed_before_the_pointer_moved_leaves_the_old_model_and_re
     assert registry.current_version() == "v1" and registry.history() == ["v1"]  # no half-written model current
     registry.promote("v2", embedder="enc@1", dim=4)  # the re-run replaces the leftover copy
     assert registry.current_version() == "v2" and registry.history() == ["v1", "v2"]
+    # A rolled-back version is kept for `models promote`: a different candidate of that name never replaces it.
+    registry.rollback()
+    other = head("v2")
+    other.b[0] = 1.0
+    registry.stage(other)
+    with pytest.raises(ModelArtifactError, match="already exists"):
+        registry.promote("v2", embedder="enc@1", dim=4)
+    registry.repromote("v2")
+    assert registry.current_head(embedder="enc@1", dim=4).b[0] == 0.0

@@ -173,14 +173,28 @@ class ModelRegistry:
         """Copy a staged candidate into `versions/`, read it back, then move the pointer to it."""
         version = check_version(version, "candidate")
         if self.artifacts.list(f"versions/{version}/"):
-            if version in self.history():
-                raise ModelArtifactError(f"model version {version} already exists in {self.artifacts.describe()}")
-            self.artifacts.delete(f"versions/{version}/")  # a promotion that died before the pointer moved
+            self._clear_dead_promotion(version)
         head = self.staged(version, embedder=embedder, dim=dim)
         self._write_bundle(f"versions/{version}", head)
         self.load(version, embedder=embedder, dim=dim)  # what was stored is what inference will read
         self._point_to([*self.history(), version])
         self.discard(version)
+
+    def _clear_dead_promotion(self, version: str) -> None:
+        """`versions/<version>` exists already. A promotion that died before the pointer moved left either a
+        partial copy or the candidate's exact files: both are cleared for the retry. A different, whole
+        version of that name (current, or rolled back and kept for `models promote`) is never replaced."""
+        exists = ModelArtifactError(f"model version {version} already exists in {self.artifacts.describe()}; "
+                                    "`labelrouter models` lists it")
+        if version in self.history():
+            raise exists
+        try:
+            stored, _ = self._verified_files(f"versions/{version}")
+        except ModelArtifactError:
+            stored = None  # a partial copy
+        if stored is not None and stored["files"] != self._verified_files(f"candidates/{version}")[0]["files"]:
+            raise exists
+        self.artifacts.delete(f"versions/{version}/")
 
     def repromote(self, version: str) -> None:
         """Make a stored version current again (after a rollback); it must still be whole and valid."""
