@@ -28,13 +28,13 @@ and a verdict that changes (the user moved the message back) replaces or removes
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from labelrouter.feedback.sync import stored_ids
 from labelrouter.labels import LabelSet
 from labelrouter.store.base import Store
 
@@ -62,12 +62,6 @@ class MiningReport:
     latest_corrections: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _ids(value: Any) -> list[str]:
-    if not value:
-        return []
-    return [str(v) for v in (json.loads(value) if isinstance(value, str) else value)]
-
-
 def _when(value: Any) -> datetime:
     moment = datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -80,7 +74,7 @@ def verdict(row: dict[str, Any], id_to_name: dict[str, str], labels: LabelSet) -
     if not row["present"]:
         return "gone", None
     applied = row["label_applied"]
-    ours = sorted({id_to_name[i] for i in _ids(row["label_ids_current"]) if i in id_to_name})
+    ours = sorted({id_to_name[i] for i in stored_ids(row["label_ids_current"]) if i in id_to_name})
     if row["shadow"]:
         # We never labeled it: only where the user filed it speaks (agreement, or a correction).
         if len(ours) != 1:

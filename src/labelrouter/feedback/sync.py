@@ -34,7 +34,8 @@ class SyncReport:
     nightly: bool
 
 
-def _ids(value: Any) -> list[str]:
+def stored_ids(value: Any) -> list[str]:
+    """A stored list of label ids (JSON text, or already decoded by the backend)."""
     if not value:
         return []
     decoded = json.loads(value) if isinstance(value, str) else value
@@ -61,7 +62,7 @@ def sync(store: Store, mailbox: Mailbox, *, nightly_days: float | None = None, c
         for row in chunk:
             looked += 1
             state = states.get(row["message_id"])
-            left = filing(_ids(row["label_ids_after"]))
+            left = filing(stored_ids(row["label_ids_after"]))
             if state is None:
                 changed = True
                 gone += 1

@@ -99,11 +99,12 @@ class GmailApi:
         status, reason, retry_after = _status_and_reason(exc)
         return status in RETRY_STATUSES or (status == 403 and reason in RATE_REASONS), retry_after
 
-    def call(self, method: str, request: Any) -> Any:
+    def call(self, method: str, request: Any, *, units: int | None = None) -> Any:
+        """Execute `request` within the quota budget (`units`, default the method's cost), with retries."""
         from googleapiclient.errors import HttpError
 
         for attempt in range(1, self.attempts + 1):
-            self.budget.take(COSTS.get(method, 5))
+            self.budget.take(COSTS.get(method, 5) if units is None else units)
             try:
                 return request.execute()
             except HttpError as exc:
@@ -134,11 +135,11 @@ class GmailMailbox:
         self._lock = FileLock(str(private_dir(state_dir) / "gmail.lock"))
 
     # -- calls ---------------------------------------------------------------------------------
-    def _call(self, method: str, request: Any, doing: str) -> Any:
+    def _call(self, method: str, request: Any, doing: str, *, units: int | None = None) -> Any:
         from googleapiclient.errors import HttpError
 
         try:
-            return self.api.call(method, request)
+            return self.api.call(method, request, units=units)
         except HttpError as exc:
             raise MailboxError(f"Gmail {doing} failed: {_http_error_line(exc)}") from None
         except OSError as exc:  # the network is down: one line, the run records the message as failed
@@ -149,16 +150,20 @@ class GmailMailbox:
         return self.api.users().messages()
 
     # -- reading -------------------------------------------------------------------------------
-    def list_inbox(self) -> list[str]:
+    def _message_ids(self, label_id: str, doing: str) -> list[str]:
+        """Every message carrying a label, across pages, newest first (Gmail's order)."""
         ids: list[str] = []
         token = None
         while True:
             page = self._call("messages.list", self._messages.list(
-                userId=self.api.user, labelIds=[INBOX], maxResults=500, pageToken=token), "listing the inbox")
+                userId=self.api.user, labelIds=[label_id], maxResults=500, pageToken=token), doing)
             ids.extend(m["id"] for m in page.get("messages", []))
             token = page.get("nextPageToken")
             if not token:
-                return ids[::-1]  # Gmail lists newest first; labelrouter works oldest first
+                return ids
+
+    def list_inbox(self) -> list[str]:
+        return self._message_ids(INBOX, "listing the inbox")[::-1]  # labelrouter works oldest first
 
     def fetch(self, message_id: str) -> bytes:
         message = self._call("messages.get", self._messages.get(userId=self.api.user, id=message_id, format="raw"),
@@ -187,8 +192,8 @@ class GmailMailbox:
             for mid in chunk:
                 batch.add(self._messages.get(userId=self.api.user, id=mid, format="minimal", fields="id,labelIds"),
                           request_id=mid)
-            self.api.budget.take(COSTS["messages.get"] * len(chunk))
-            self._call("batch", batch, "reading message labels")
+            # A batch costs what its calls cost, charged once (and again only if the batch is retried).
+            self._call("batch", batch, "reading message labels", units=COSTS["messages.get"] * len(chunk))
             retry = []
             for mid in chunk:
                 outcome = results.get(mid)
@@ -294,15 +299,7 @@ class GmailMailbox:
     def merge_label(self, source_label: str, target_label: str) -> int:
         ids = self.ensure_labels([source_label, target_label])
         source, target = ids[source_label], ids[target_label]
-        moved: list[str] = []
-        token = None
-        while True:
-            page = self._call("messages.list", self._messages.list(
-                userId=self.api.user, labelIds=[source], maxResults=500, pageToken=token), "listing a label")
-            moved.extend(m["id"] for m in page.get("messages", []))
-            token = page.get("nextPageToken")
-            if not token:
-                break
+        moved = self._message_ids(source, "listing a label")
         for start in range(0, len(moved), 1000):  # batchModify takes up to 1,000 ids
             self._call("messages.batchModify", self._messages.batchModify(userId=self.api.user, body={
                 "ids": moved[start : start + 1000], "addLabelIds": [target], "removeLabelIds": [source]}),

@@ -145,7 +145,7 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     return {"candidate_version": version, "important_val_ids": important_val}
 
 
-def _important_data(ctx: TrainingContext, ids: list[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _important_data(ctx: TrainingContext, ids: list[str] | None = None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     rows = ctx.store.important_rows(ctx.encoder.version)
     if ids is not None:
         wanted = set(ids)
@@ -153,19 +153,18 @@ def _important_data(ctx: TrainingContext, ids: list[str] | None = None) -> tuple
     if not rows:
         return [], np.zeros((0, ctx.encoder.dim), np.float32), np.zeros(0)
     X = np.vstack([decode_embedding(r["embedding"]) for r in rows]).astype(np.float32)
-    return [r["message_id"] for r in rows], X, np.array([int(r["important"]) for r in rows])
+    return rows, X, np.array([int(r["important"]) for r in rows])
 
 
 def _fit_important(head: Any, ctx: TrainingContext) -> list[str]:
     """The important head, from the flags nightly syncs recorded (newest 20 % held out); returns the
     held-out ids, or none when there are too few flagged or unflagged messages to learn from."""
-    ids, X, flags = _important_data(ctx)
-    # Rows come oldest first: their position is their time order.
-    train, val = holdout(range(len(ids)), [f"{i:09d}" for i in range(len(ids))], ctx.val_fraction)
+    rows, X, flags = _important_data(ctx)
+    train, val = holdout(range(len(rows)), [r["processed_at"] for r in rows], ctx.val_fraction)
     if min(int(flags[train].sum()), int(len(train) - flags[train].sum())) < ctx.min_important or not val:
         return []
     head.important_w, head.important_b = train_important(X[train], flags[train])
-    return [ids[i] for i in val]
+    return [rows[i]["message_id"] for i in val]
 
 
 def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
