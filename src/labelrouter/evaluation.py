@@ -1,16 +1,19 @@
 """`labelrouter eval`: the real router and training code on a labeled set, with baselines, in one run.
 
 Protocols: `cold` (taxonomy only), `fewshot` (k examples per label, ≥ 5 random draws per k), `full` (all
-of train). Configurations: router only (description vectors, no head), head only (argmax of the head,
-which is frozen encoder + logistic regression), router × head (what labelrouter decides: refreshed label
-vectors, refit threshold) and a validation-tuned log-linear blend. Baselines: word 1–2-gram TF-IDF +
-linear SVM. Splits: the set's own train/val/test; a set without splits is ordered by date (or file
+of train). Configurations: router only (description vectors, no head); the head (vector + lexical
+features, `training.head.train_hybrid_head`) alone and as router × head (what labelrouter decides:
+refreshed label vectors, temperature calibrated and fallback policy fitted on validation); the earlier
+dense-only head (logistic regression on the vector) alone and as router × head; and a validation-tuned
+log-linear blend. Baselines: word 1–2-gram TF-IDF + linear SVM, and frozen-embedding LR (= the dense-only
+head alone). Splits: the set's own train/val/test; a set without splits is ordered by date (or file
 order), first half train, second half test; without a val split, validation is the newest 20 % of train
 (a seeded random 20 % when rows are undated: data files are often grouped by label).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
@@ -22,17 +25,24 @@ import numpy as np
 
 from labelrouter.errors import ConfigError
 from labelrouter.labels import Label, LabelSet
-from labelrouter.metrics import decision_metrics, fit_threshold, router_metrics
+from labelrouter.metrics import decision_metrics, fallback_policy, router_metrics
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.router import Router
 from labelrouter.splits import holdout
-from labelrouter.training.head import refresh_label_vectors, train_linear_head
-from labelrouter.training.importer import LabeledSet, row_text
+from labelrouter.training.head import (
+    calibrate,
+    fit_pull,
+    refresh_label_vectors,
+    train_hybrid_head,
+    train_linear_head,
+)
+from labelrouter.training.importer import LabeledSet, row_document, row_text
 
 TARGET_PRECISION = 0.90
+MIN_COVERAGE = 0.80
 VAL_FRACTION = 0.2
 
 
@@ -53,25 +63,52 @@ def _splits(rows: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]
     return train, val, test
 
 
+def cached_embeddings(encoder: Encoder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+    """The encoder's vectors of `texts`, read from `cache_dir` when an earlier run of the same encoder on
+    the same texts left them there (`.npy`, loaded without pickles): a 20newsgroups pass is ~15 minutes on
+    two cores, and eval runs are repeated while a method is compared."""
+    if cache_dir is None:
+        return encoder.encode(texts)
+    digest = hashlib.sha256(encoder.version.encode())
+    for text in texts:
+        digest.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    path = cache_dir / f"{digest.hexdigest()[:24]}.npy"
+    try:
+        X = np.load(path, allow_pickle=False)
+        if X.shape == (len(texts), encoder.dim):
+            return X.astype(np.float32)
+    except (OSError, ValueError):
+        pass  # missing or unreadable: embed again and rewrite it
+    X = encoder.encode(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, X, allow_pickle=False)
+    tmp.replace(path)
+    return X
+
+
 def _ranked(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")
 
 
 class Evaluator:
     def __init__(self, data: LabeledSet, encoder: Encoder, params: ScoringParams, *, seeds: int = 5,
-                 target_precision: float = TARGET_PRECISION, progress: Callable[[str], None] | None = None):
+                 target_precision: float = TARGET_PRECISION, progress: Callable[[str], None] | None = None,
+                 cache_dir: Path | None = None, min_coverage: float = MIN_COVERAGE):
         self.data, self.encoder, self.params, self.seeds = data, encoder, params, seeds
-        self.target_precision = target_precision
+        self.target_precision, self.min_coverage = target_precision, min_coverage
         self.progress = progress or (lambda _msg: None)
         self.labels = data.taxonomy
         if data.oos_label:  # out-of-scope rows must end in the fallback: give the label set one
             self.labels = LabelSet((*data.taxonomy.labels, Label(data.oos_label, None, "out of scope")),
                                    data.taxonomy.nodes, data.oos_label)
         self.train, self.val, self.test = _splits(data.rows)
+        self.pulls: dict[str, list[float]] = {}  # the head's fitted pull per few-shot draw
         self.progress(f"embedding {len(data.rows)} messages")
         start = time.perf_counter()
-        self.X = encoder.encode([row_text(r) for r in data.rows])
+        self.X = cached_embeddings(encoder, [row_text(r) for r in data.rows], cache_dir)
         self.embed_s = time.perf_counter() - start
+        self.docs = [row_document(r) for r in data.rows]
         self.gold = np.array([self.labels.index(r["label"]) for r in data.rows])
         self.index = LabelIndex.build(self.labels, encoder)
         self.router = Router(self.labels, self.index, ColdStartHead(), params, encoder.version)
@@ -80,36 +117,64 @@ class Evaluator:
     def _in_scope(self, idx: list[int]) -> list[int]:
         return [i for i in idx if self.data.rows[i]["label"] != self.data.oos_label]
 
+    def _docs(self, idx: list[int]) -> list[str]:
+        return [self.docs[i] for i in idx]
+
     def _fit(self, idx: list[int]) -> Router:
-        """The Router with a head trained on `idx` (and the label vectors it refreshes), as training does."""
+        """The Router with the head trained on `idx` as training does: vector + lexical features, label
+        vectors refreshed, the temperature and the head's pull fitted on validation."""
         X, y = self.X[idx], [self.data.rows[i]["label"] for i in idx]
-        head = train_linear_head(X, y, embedder=self.encoder.version, version="eval", label_order=self.labels.names)
+        head = train_hybrid_head(X, self._docs(idx), y, embedder=self.encoder.version, version="eval",
+                                 label_order=self.labels.names)
+        calibrate(head, self.X[self.val], self._docs(self.val), [self.data.rows[i]["label"] for i in self.val])
+        head.label_vectors = refresh_label_vectors(self.index, X, y)
+        fit_pull(self.router, head, self.X[self.val], self._docs(self.val), self.gold[self.val])
+        return self.router.with_head(head)
+
+    def _fit_dense(self, idx: list[int]) -> Router:
+        """The earlier head: logistic regression on the vector only, no shrinkage (for comparison)."""
+        X, y = self.X[idx], [self.data.rows[i]["label"] for i in idx]
+        head = train_linear_head(X, y, embedder=self.encoder.version, version="eval-dense", label_order=self.labels.names)
         head.label_vectors = refresh_label_vectors(self.index, X, y)
         return self.router.with_head(head)
 
-    def _configs(self, trained: Router | None) -> dict[str, dict[str, Any]]:
-        """Every configuration on the test split, thresholds and blend weight tuned on validation."""
-        test, val = self._in_scope(self.test), self.val
+    def _policy(self, router: Router) -> dict[str, Any]:
+        s_val = router.score(self.X[self.val], self._docs(self.val))
+        return fallback_policy(s_val.confidence, s_val.top == self.gold[self.val], self.target_precision,
+                               self.min_coverage)
+
+    def _configs(self, trained: Router | None, dense: Router | None = None) -> dict[str, dict[str, Any]]:
+        """Every configuration on the test split, thresholds (the fallback policy) and blend weight fitted
+        on validation."""
+        test = self._in_scope(self.test)
         in_train = self._in_scope(self.train)
         train_dist = np.bincount(self.gold[in_train], minlength=len(self.labels)) / max(1, len(in_train))
         mask = np.isin(self.test, test)
+        docs = self._docs(self.test)
         results: dict[str, dict[str, Any]] = {}
-        cold, cold_val = self.router.score(self.X[self.test]), self.router.score(self.X[val])
-        t_cold = fit_threshold(cold_val.confidence, cold_val.top == self.gold[val], self.target_precision)
-        results["router_only"] = router_metrics(cold.rows(mask), self.gold[test], self.labels, t_cold,
+        cold = self.router.score(self.X[self.test], docs)
+        policy = self._policy(self.router)
+        results["router_only"] = router_metrics(cold.rows(mask), self.gold[test], self.labels, policy["threshold"],
                                                 train_dist=train_dist)
-        self._oos(results["router_only"], cold, t_cold)
-        if trained is None:
-            return results
-        hx = trained.head.weights(self.X[self.test], self.labels.names)
-        results["head_only"] = decision_metrics(hx[mask].argmax(1), _ranked(hx[mask]), self.gold[test], self.labels,
-                                                train_dist=train_dist)
-        s, s_val = trained.score(self.X[self.test]), trained.score(self.X[val])
-        t = fit_threshold(s_val.confidence, s_val.top == self.gold[val], self.target_precision)
-        results["router_x_head"] = router_metrics(s.rows(mask), self.gold[test], self.labels, t, train_dist=train_dist)
-        results["router_x_head"]["final_differs_from_head_share"] = float(np.mean(s.top[mask] != hx[mask].argmax(1)))
-        self._oos(results["router_x_head"], s, t)
-        results["blend"] = self._blend(s, s_val, trained.head, mask, test, train_dist)
+        results["router_only"]["fallback_policy"] = policy
+        self._oos(results["router_only"], cold, policy["threshold"])
+        for prefix, router in (("", trained), ("dense_", dense)):
+            if router is None:
+                continue
+            hx = router.head.weights(self.X[self.test], self.labels.names, docs)
+            results[f"{prefix}head_only"] = decision_metrics(hx[mask].argmax(1), _ranked(hx[mask]), self.gold[test],
+                                                             self.labels, train_dist=train_dist)
+            s = router.score(self.X[self.test], docs)
+            policy = self._policy(router)
+            name = f"{prefix}router_x_head"
+            results[name] = router_metrics(s.rows(mask), self.gold[test], self.labels, policy["threshold"],
+                                           train_dist=train_dist)
+            results[name]["fallback_policy"] = policy
+            results[name]["final_differs_from_head_share"] = float(np.mean(s.top[mask] != hx[mask].argmax(1)))
+            self._oos(results[name], s, policy["threshold"])
+        if trained is not None:
+            results["blend"] = self._blend(trained.score(self.X[self.test], docs), trained.head, mask, test,
+                                           train_dist)
         return results
 
     def _oos(self, metrics: dict[str, Any], s, threshold: float) -> None:
@@ -121,10 +186,12 @@ class Evaluator:
             in_scope_ok = (s.top[~oos] == self.gold[np.array(self.test)[~oos]]) & (s.confidence[~oos] >= threshold)
             metrics["in_scope_accuracy_with_fallback"] = float(in_scope_ok.mean())
 
-    def _blend(self, s, s_val, head: Head, mask, test, train_dist) -> dict[str, Any]:
+    def _blend(self, s, head: Head, mask, test, train_dist) -> dict[str, Any]:
         """score = α·log(router) + (1 − α)·log(head), α tuned on validation top-1."""
+        s_val = self.router.with_head(head).score(self.X[self.val], self._docs(self.val))
+
         def blended(sc, idx, alpha):
-            hw = head.weights(self.X[idx], self.labels.names)
+            hw = head.weights(self.X[idx], self.labels.names, self._docs(idx))
             return alpha * np.log(sc.router + 1e-6) + (1 - alpha) * np.log(hw + 1e-9)
 
         alphas = np.linspace(0, 1, 11)
@@ -135,16 +202,17 @@ class Evaluator:
         out["alpha"] = alpha
         return out
 
-    def _speed(self, n: int = 50) -> dict[str, float]:
-        """Batch throughput (embedding + scoring) and the latency of one message at a time."""
+    def _speed(self, router: Router, n: int = 50) -> dict[str, float]:
+        """Batch throughput (embedding + document + scoring with `router`'s head) and the latency of one
+        message at a time."""
         start = time.perf_counter()
-        self.router.score(self.X)
+        router.score(self.X, [row_document(r) for r in self.data.rows])
         batch_s = self.embed_s + time.perf_counter() - start
         latencies = []
         for i in self.test[:n]:
             start = time.perf_counter()
             x = self.encoder.encode([row_text(self.data.rows[i])])
-            self.router.score(x)
+            router.score(x, [row_document(self.data.rows[i])])
             latencies.append((time.perf_counter() - start) * 1000)
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (float("nan"), float("nan"))
         return {"throughput_msgs_per_s": round(len(self.data.rows) / batch_s, 1),
@@ -169,20 +237,30 @@ class Evaluator:
         train = self._in_scope(self.train)
         report: dict[str, Any] = {"dataset": self.data.name, "protocol": protocol, "n_train": len(train),
                                   "n_val": len(self.val), "n_test": len(self.test), "encoder": self.encoder.version,
-                                  "target_precision": self.target_precision,
-                                  **self._speed()}
+                                  "target_precision": self.target_precision, "min_coverage": self.min_coverage}
         if protocol == "cold":
+            report.update(self._speed(self.router))
             report["configs"] = self._configs(None)
         elif protocol == "full":
             self.progress("training the head on all of train")
             start = time.perf_counter()
             trained = self._fit(train)
             report["head_train_s"] = round(time.perf_counter() - start, 2)
-            report["configs"] = self._configs(trained)
+            start = time.perf_counter()
+            dense = self._fit_dense(train)
+            report["dense_head_train_s"] = round(time.perf_counter() - start, 2)
+            report["temperature"] = trained.head.temperature  # type: ignore[attr-defined]
+            report["pull"] = trained.head.pull  # type: ignore[attr-defined]
+            report.update(self._speed(trained))
+            report["speed_router_only"] = self._speed(self.router)
+            report["configs"] = self._configs(trained, dense)
             self.progress("baselines")
-            report["baselines"] = {"tfidf_svm": self.tfidf_svm(train), "frozen_lr": report["configs"]["head_only"]}
+            report["baselines"] = {"tfidf_svm": self.tfidf_svm(train),
+                                   "frozen_lr": report["configs"]["dense_head_only"]}
         elif protocol == "fewshot":
+            report.update(self._speed(self.router))
             report["fewshot"] = self._fewshot(train, ks)
+            report["pull_by_k"] = self.pulls
         else:
             raise ConfigError(f"unknown protocol {protocol!r}: use cold, fewshot or full")
         return report
@@ -193,17 +271,22 @@ class Evaluator:
             by_label.setdefault(int(self.gold[i]), []).append(i)
         out: dict[str, Any] = {}
         for k in ks:
-            runs: dict[str, list[float]] = {"router_x_head": [], "head_only": [], "router_only": [], "tfidf_svm": []}
+            names = ("router_x_head", "head_only", "router_only", "dense_router_x_head", "dense_head_only")
+            runs: dict[str, list[float]] = {name: [] for name in (*names, "tfidf_svm")}
+            pulls: list[float] = []
             for seed in range(self.seeds):
                 self.progress(f"few-shot k={k}, draw {seed + 1}/{self.seeds}")
                 rng = np.random.default_rng(seed)
                 sample = [i for rows in by_label.values() for i in rng.choice(rows, min(k, len(rows)), replace=False)]
-                configs = self._configs(self._fit(sample))
-                for name in ("router_x_head", "head_only", "router_only"):
+                trained = self._fit(sample)
+                pulls.append(trained.head.pull)  # type: ignore[attr-defined]
+                configs = self._configs(trained, self._fit_dense(sample))
+                for name in names:
                     runs[name].append(configs[name]["top1"])
                 runs["tfidf_svm"].append(self.tfidf_svm(sample)["top1"])
             out[str(k)] = {name: {"top1_mean": statistics.mean(v), "top1_sd": statistics.pstdev(v), "runs": len(v)}
                            for name, v in runs.items()}
+            self.pulls[str(k)] = pulls
         return out
 
 
@@ -222,7 +305,7 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
     rows = {**report.get("configs", {}), **{f"baseline: {k}": v for k, v in report.get("baselines", {}).items()}}
     if rows:
         keys = ["top1", "recall@5", "recall@20", "macro_f1", "sibling_error_share", "fallback_rate",
-                "non_fallback_precision", "oos_recall"]
+                "non_fallback_precision", "accuracy_with_fallback", "oos_recall"]
         lines += ["| config | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for name, m in rows.items():
             cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else "—" for k in keys]

@@ -42,6 +42,7 @@ def decision_metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, la
     if confidence is not None and threshold is not None:
         kept = confidence >= threshold
         out.update(fallback_rate=float(1 - kept.mean()), threshold=threshold, ece=ece(confidence, correct),
+                   accuracy_with_fallback=float((correct & kept).mean()) if len(kept) else 0.0,
                    non_fallback_precision=float(correct[kept].mean()) if kept.any() else None,
                    risk_coverage=risk_coverage(confidence, correct))
     out["errors_by_parent"] = dict(Counter(str(parents[gold[i]]) for i in errors).most_common())
@@ -91,6 +92,29 @@ def fit_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision:
     ok = np.nonzero(precision >= target_precision)[0]
     i = int(ok[-1]) if len(ok) else int(np.argmax(precision))
     return float(conf_sorted[i])
+
+
+def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precision: float,
+                    min_coverage: float) -> dict[str, Any]:
+    """The fallback threshold as a policy a user can read: the lowest threshold whose decisions reach
+    `target_precision`, unless it would leave fewer than `min_coverage` of messages with a real label; then
+    the threshold that keeps exactly that coverage (precision is what it is there, and is reported).
+
+    On mail that a model labels with 50 % accuracy a 90 % precision target sends 85 % of it to the fallback:
+    correct, and useless. Returns plain floats (it is stored in state and model metrics)."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    if not len(confidence):
+        return {"threshold": 0.0, "bound": "precision", "target_precision": float(target_precision),
+                "min_coverage": float(min_coverage), "precision": 0.0, "coverage": 0.0}
+    threshold, bound = fit_threshold(confidence, correct, target_precision), "precision"
+    if np.mean(confidence >= threshold) < min_coverage:
+        ranked = np.sort(confidence)[::-1]
+        threshold = float(ranked[max(0, int(np.ceil(min_coverage * len(ranked))) - 1)])
+        bound = "coverage"
+    kept = confidence >= threshold
+    return {"threshold": float(threshold), "bound": bound, "target_precision": float(target_precision),
+            "min_coverage": float(min_coverage), "precision": float(correct[kept].mean()) if kept.any() else 0.0,
+            "coverage": float(kept.mean())}
 
 
 def macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from labelrouter.models.lexical import parse_document
 from labelrouter.state import EmailMessage
 
 
@@ -49,7 +50,12 @@ class ReplayReport:
 
 
 def stored_message(row: dict[str, Any]) -> EmailMessage | None:
-    """The message as the router saw it, from its stored text; None when the text is gone."""
+    """The message as the router saw it, from its stored document (addresses, subject, capped body) or,
+    for a decision stored before documents were, its embedded text; None when the text is gone."""
+    if row.get("document"):
+        sender, recipients, subject, body = parse_document(row["document"])
+        return EmailMessage(id=str(row["message_id"]), subject=subject, sender=sender or str(row.get("sender") or ""),
+                            recipients=recipients, body=body, snippet=body)
     text = row.get("embedded_text")
     if not text:
         return None

@@ -18,6 +18,7 @@ import numpy as np
 from labelrouter.labels import LabelSet
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.lexical import message_document
 from labelrouter.models.scoring import Scores, ScoringParams, score
 from labelrouter.state import Candidate, EmailMessage, Routing, Summary
 from labelrouter.summarize.offline import SOURCE as OFFLINE_SOURCE
@@ -40,6 +41,11 @@ def embedding_text(message: EmailMessage, summary: Summary | None, snippet_chars
         parts.append(summary.text.strip())
     parts.append(message.body[:snippet_chars].strip())
     return "\n".join(p for p in parts if p)
+
+
+def document_of(message: EmailMessage) -> str:
+    """What the head reads lexical features from: addresses, subject and the whole capped body."""
+    return message_document(message.sender, message.recipients, message.subject, message.body)
 
 
 class Reranker(Protocol):
@@ -109,11 +115,29 @@ class Router:
     def text_of(self, message: EmailMessage, summary: Summary | None) -> str:
         return embedding_text(message, summary, self.snippet_chars)
 
-    def score(self, embeddings: np.ndarray) -> Scores:
-        """A batch: (n, dim) message vectors → similarities, router and head weights, decision."""
+    def score(self, embeddings: np.ndarray, documents: list[str] | None = None) -> Scores:
+        """A batch: (n, dim) message vectors (and their documents, for the head's lexical features) →
+        similarities, router and head weights, decision."""
         embeddings = np.atleast_2d(embeddings)
-        return score(self.active_index.similarities(embeddings), self.head.weights(embeddings, self.labels.names),
-                     self.scoring, self.index.routable, has_fallback=self.labels.fallback is not None)
+        head = self.head.weights(embeddings, self.labels.names, documents)
+        return score(self.active_index.similarities(embeddings), head, self.scoring, self.index.routable,
+                     has_fallback=self.labels.fallback is not None)
+
+    def fallback_rule(self) -> str:
+        """The fallback rule in force, in words, for explanations."""
+        threshold = self.scoring.threshold
+        policy = self.head.metrics.get("fallback_policy") if isinstance(self.head.metrics, dict) else None
+        if not isinstance(policy, dict) or not self.labels.fallback:
+            source = "the setting fallback_threshold" if self.head.thresholds.get("fallback") is None else \
+                "the current model's threshold"
+            return f"fallback below confidence {threshold:.3f} ({source})"
+        if policy.get("bound") == "coverage":
+            why = (f"lowered to keep coverage ≥ {policy['min_coverage']:.0%} on validation; precision there "
+                   f"{policy['precision']:.0%}, below the {policy['target_precision']:.0%} target")
+        else:
+            why = (f"fit for precision ≥ {policy['target_precision']:.0%} on validation; coverage there "
+                   f"{policy['coverage']:.0%}")
+        return f"fallback below confidence {threshold:.3f} ({why})"
 
     # -- explanations --------------------------------------------------------------------------------
     def _routing(self, label: str, top_label: str, **values: Any) -> Routing:
@@ -121,8 +145,9 @@ class Router:
                        archive_threshold=self.archive_threshold(label), model_version=self.model_version,
                        encoder_version=self.encoder_version, labels_hash=self.labels.fingerprint(), **values)
 
-    def explain(self, scores: Scores, row: int) -> Routing:
-        """One message's decision with every number behind it, rounded so final == router × head in JSON."""
+    def explain(self, scores: Scores, row: int, document: str | None = None) -> Routing:
+        """One message's decision with every number behind it, rounded so final == router × head in JSON;
+        with the message's document, the lexical features that pulled toward the top label."""
         names = self.labels.names
         top = int(scores.top[row])
         fallback = bool(scores.fallback[row]) and self.labels.fallback is not None
@@ -138,7 +163,8 @@ class Router:
             self.labels.fallback if fallback else names[top], names[top],  # type: ignore[arg-type]
             router_weights=router, head_weights=head, final_scores=final, candidates=candidates,
             confidence=round(float(scores.confidence[row]), 6), margin=round(float(scores.margin[row]), 4),
-            fallback=fallback, reason="below-threshold" if fallback else "argmax",
+            fallback=fallback, reason="below-threshold" if fallback else "argmax", rule=self.fallback_rule(),
+            evidence=self.head.evidence(document, names[top]) if document is not None else [],
         )
 
     def no_content(self) -> Routing:

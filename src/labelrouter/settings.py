@@ -59,8 +59,12 @@ class Settings(BaseSettings):
     # Router weight = 100 · sigmoid((cosine − sim_center) / sim_scale); see docs/scoring.md.
     sim_center: float = 0.25
     sim_scale: float = Field(0.07, gt=0)
-    # A decision whose confidence (winner's final score / 100) is below this gets the fallback label.
+    # A decision whose confidence (winner's final score / 100) is below this gets the fallback label, until
+    # a promoted head brings its own: the fallback policy refits it on validation to reach
+    # `target_precision`, but never so high that fewer than `min_coverage` of messages get a real label.
     fallback_threshold: float = Field(0.35, ge=0, le=1)
+    target_precision: float = Field(0.90, gt=0, le=1)
+    min_coverage: float = Field(0.80, ge=0, le=1)
     # A label whose config archives takes the message out of the inbox only at or above this confidence
     # (until a promoted head brings its own, refit at `archive_target_precision`; a label's
     # `archive_confidence` in labels.json overrides both). Below it the label is applied, the mail stays.

@@ -47,6 +47,7 @@ class StreamConfig:
     train_every: int = 100
     seed: int = 0
     silver: bool = False
+    min_coverage: float = 0.80
 
 
 def _when(row: dict[str, Any], fallback: datetime) -> datetime:
@@ -63,7 +64,9 @@ def _when(row: dict[str, Any], fallback: datetime) -> datetime:
 def _mime(row: dict[str, Any], when: datetime) -> bytes:
     mail = Mime()
     mail["From"] = str(row.get("sender") or "someone@example.com")
-    mail["To"] = "me@example.com"
+    mail["To"] = str(row.get("to") or "me@example.com")
+    if row.get("cc"):
+        mail["Cc"] = str(row["cc"])
     mail["Subject"] = str(row.get("subject") or "")
     mail["Date"] = format_datetime(when)
     mail.set_content(str(row.get("body") or ""))
@@ -96,7 +99,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
     labels_path = work / "labels.json"
     labels_path.write_text(json.dumps(labels.to_json(), ensure_ascii=False), encoding="utf-8")
     settings = load_settings(home=work / "home", labels_path=labels_path, mailbox_path=work / "mailbox",
-                             mailbox_ids_path=work / "mailbox_ids.json")
+                             mailbox_ids_path=work / "mailbox_ids.json", min_coverage=config.min_coverage)
     store = open_store(settings)
     box = LocalMaildir(work / "mailbox")
     box.ensure_labels(labels.names)

@@ -80,6 +80,8 @@ def eval_(
     correction_rate: Annotated[float, typer.Option("--correction-rate", min=0.0, max=1.0, help="Stream: the chance the user corrects a wrong label.")] = 1.0,
     train_every: Annotated[int, typer.Option("--train-every", min=1, help="Stream: messages between sync, mining and training.")] = 100,
     silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples (off by default, as in sync).")] = False,
+    min_coverage: Annotated[float, typer.Option("--min-coverage", min=0.0, max=1.0, help="Fallback policy: the share of messages that keep a real label even below the target precision.")] = 0.80,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse this encoder's vectors of the same texts from <home>/cache/eval-embeddings.")] = True,
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
     from labelrouter.evaluation import Evaluator, write_outputs
@@ -93,7 +95,7 @@ def eval_(
     if "stream" in protocols:
         if len(protocols) > 1:
             raise LabelRouterError("the stream protocol runs on its own: --protocol stream")
-        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, out_dir)
+        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, min_coverage, out_dir)
         return
     try:
         ks = sorted({int(x) for x in k.split(",") if x.strip()})
@@ -104,7 +106,8 @@ def eval_(
     encoder = backends.encoder(settings)
     with err.status("evaluating") as status:
         evaluator = Evaluator(data, encoder, scoring_params(settings), seeds=seeds, target_precision=target_precision,
-                              progress=status.update)
+                              min_coverage=min_coverage, progress=status.update,
+                              cache_dir=settings.resolved_cache_dir / "eval-embeddings" if cache else None)
         reports = {p: evaluator.run(p, ks) for p in protocols}
     for name, report in reports.items():
         target = out_dir if len(reports) == 1 else out_dir / name
@@ -114,7 +117,7 @@ def eval_(
 
 
 def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_rate: float, train_every: int,
-            silver: bool, out_dir: Path) -> None:
+            silver: bool, min_coverage: float, out_dir: Path) -> None:
     """The stream protocol through the real loop, in a fresh temporary home and Maildir."""
     import tempfile
 
@@ -124,7 +127,8 @@ def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_ra
     settings = settings_for()
     data = read_labeled_set(messages, taxonomy, oos_label=oos_label)
     encoder = backends.encoder(settings)
-    config = StreamConfig(correction_rate=correction_rate, train_every=train_every, silver=silver)
+    config = StreamConfig(correction_rate=correction_rate, train_every=train_every, silver=silver,
+                          min_coverage=min_coverage)
     with tempfile.TemporaryDirectory(prefix="labelrouter-stream-") as work, err.status("stream") as status:
         report = run_stream(data, encoder, Path(work), config, progress=status.update)
     for path in write_stream_outputs(report, out_dir):

@@ -138,7 +138,7 @@ def _example(row: dict[str, Any], kind: str, label: str, labels: LabelSet) -> di
         "split": None, "subject": (row["subject"] or "")[:500], "embedding": row["embedding"],
         "embedding_dim": row["embedding_dim"], "encoder_version": row["encoder_version"],
         "occurred_at": row["message_date"] or row["processed_at"], "created_at": row["processed_at"],
-        "embedded_text": row["embedded_text"],
+        "embedded_text": row["embedded_text"], "document": row["document"],
     }
 
 

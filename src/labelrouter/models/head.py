@@ -3,10 +3,17 @@
 Artifact format `labelrouter.head/v1` (nothing in it can execute code on load):
 
     <dir>/head.json             metadata: format, kind, version, labels (output order), embedder name and
-                                version, dim, temperature, thresholds, metrics, created_at
+                                version, dim, temperature, pull, thresholds, metrics, created_at
     <dir>/weights.safetensors   tensors `W` (labels × dim, float32) and `b` (labels,)
+    <dir>/lexicon.json          optional: the lexical features' terms, in column order (a JSON list)
 
-Kinds: `linear-softmax` — head weights = softmax((x·Wᵀ + b) / temperature) over the head's labels.
+Kind `linear-softmax`: p = softmax((x·Wᵀ + f·W_lexᵀ + b) / temperature) over the head's labels, where x is
+the message vector and f its lexical features (`models.lexical`: L2-normalised TF-IDF of words, bigrams,
+subject and address tokens; tensors `W_lex` (labels × terms) and `idf` (terms,), with `lexicon.json`).
+Without a lexicon the head sees the vector only. The head weight of label l is p_l ** pull, where `pull` in
+[0, 1] is fitted on validation (`training.head.fit_pull`): a head that knows little (a few examples per
+label) gets a small pull, its weights near 1.0, so the router decides; a strong one pulls with its full
+probability. Optional tensor `counts`: the (kind-weighted) examples each label was fit on.
 Optional tensors `important_W` (1 × dim) and `important_b` (1,): the "important" head, a logistic
 regression on the message vector for Gmail's IMPORTANT flag. Optional tensor `label_vectors` (m × dim, rows named by `label_vector_labels` in head.json): retrieval
 vectors refreshed from each label's examples at training time; the router uses them instead of the
@@ -39,6 +46,7 @@ from safetensors.numpy import load as load_bytes
 from safetensors.numpy import save as save_bytes
 
 from labelrouter.errors import ModelArtifactError
+from labelrouter.models.lexical import Lexicon
 
 HEAD_FORMAT = "labelrouter.head/v1"
 HEAD_KINDS = ("linear-softmax",)
@@ -60,8 +68,13 @@ class Head(Protocol):
     @property
     def label_vectors(self) -> dict[str, np.ndarray]: ...
 
-    def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
-        """(n, dim) embeddings → (n, len(labels)) weights in [0, 1], columns in `labels` order."""
+    def weights(self, embeddings: np.ndarray, labels: list[str],
+                documents: list[str] | None = None) -> np.ndarray:
+        """(n, dim) embeddings (and the n messages' documents, `models.lexical`) → (n, len(labels))
+        weights in [0, 1], columns in `labels` order."""
+
+    def evidence(self, document: str, label: str, top: int = 5) -> list[tuple[str, float]]:
+        """The lexical features of `document` that pulled most toward `label` (empty without a lexicon)."""
 
     def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
         """(n, dim) → (n,) probability that the user marks the message important; None without a model."""
@@ -87,8 +100,12 @@ class ColdStartHead:
     def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
         return None
 
-    def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
+    def weights(self, embeddings: np.ndarray, labels: list[str],
+                documents: list[str] | None = None) -> np.ndarray:
         return np.ones((embeddings.shape[0], len(labels)), dtype=np.float32)
+
+    def evidence(self, document: str, label: str, top: int = 5) -> list[tuple[str, float]]:
+        return []
 
 
 @dataclass
@@ -107,15 +124,37 @@ class LinearHead:
     # flags that nightly syncs record; None until there is enough of them.
     important_w: np.ndarray | None = None
     important_b: float = 0.0
+    # Lexical evidence (None: the head sees the vector only).
+    lexicon: Lexicon | None = None
+    W_lex: np.ndarray | None = None  # (labels × terms)
+    # How hard the head pulls against the router: head weight = p ** pull (fitted on validation).
+    pull: float = 1.0
+    counts: np.ndarray | None = None  # (labels,) training examples per label (kind-weighted)
 
     def __post_init__(self) -> None:
         self._col = {name: i for i, name in enumerate(self.labels)}
 
-    def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
-        logits = (embeddings.astype(np.float32) @ self.W.T + self.b) / self.temperature
+    def logits(self, embeddings: np.ndarray, documents: list[str] | None = None) -> np.ndarray:
+        """Before the temperature: x·Wᵀ + f·W_lexᵀ + b. Without documents the lexical part is left out
+        (e.g. a stored message whose text retention has expired)."""
+        logits = np.atleast_2d(embeddings).astype(np.float32) @ self.W.T + self.b
+        if self.lexicon is not None and self.W_lex is not None and documents is not None and len(self.lexicon):
+            logits = logits + np.asarray(self.lexicon.transform(documents) @ self.W_lex.T)
+        return logits
+
+    def probabilities(self, embeddings: np.ndarray, documents: list[str] | None = None) -> np.ndarray:
+        """softmax(logits / temperature) over the head's labels, in `self.labels` order."""
+        logits = self.logits(embeddings, documents) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
+        return probs
+
+    def weights(self, embeddings: np.ndarray, labels: list[str],
+                documents: list[str] | None = None) -> np.ndarray:
+        probs = self.probabilities(embeddings, documents)
+        if self.pull != 1.0:
+            probs = probs ** self.pull
         out = np.empty((embeddings.shape[0], len(labels)), dtype=np.float32)
         unseen = []
         for j, name in enumerate(labels):
@@ -129,6 +168,20 @@ class LinearHead:
             fill = out[:, known].mean(axis=1) if known else np.ones(embeddings.shape[0], dtype=np.float32)
             out[:, unseen] = fill[:, None]
         return np.clip(out, 0.0, 1.0)
+
+    def evidence(self, document: str, label: str, top: int = 5) -> list[tuple[str, float]]:
+        """Each feature's pull toward `label` against the average label (tf-idf × (w_label − mean w)),
+        the `top` strongest positive ones."""
+        i = self._col.get(label)
+        if i is None or self.lexicon is None or self.W_lex is None or not len(self.lexicon):
+            return []
+        row = self.lexicon.transform([document])
+        cols, values = row.indices, row.data
+        if not len(cols):
+            return []
+        pull = values * (self.W_lex[i, cols] - self.W_lex[:, cols].mean(axis=0)) / self.temperature
+        order = np.argsort(-pull)[:top]
+        return [(self.lexicon.terms[cols[j]], round(float(pull[j]), 4)) for j in order if pull[j] > 0]
 
     def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
         if self.important_w is None:
@@ -146,14 +199,21 @@ class LinearHead:
         if self.important_w is not None:
             tensors["important_W"] = np.ascontiguousarray(self.important_w.reshape(1, -1), dtype=np.float32)
             tensors["important_b"] = np.array([self.important_b], dtype=np.float32)
+        files = {}
+        if self.lexicon is not None and self.W_lex is not None:
+            tensors["W_lex"] = np.ascontiguousarray(self.W_lex, dtype=np.float32)
+            tensors["idf"] = np.ascontiguousarray(self.lexicon.idf, dtype=np.float32)
+            files["lexicon.json"] = json.dumps(self.lexicon.terms, ensure_ascii=False).encode("utf-8")
+        if self.counts is not None:
+            tensors["counts"] = np.ascontiguousarray(self.counts, dtype=np.float32)
         meta = {
             "format": HEAD_FORMAT, "kind": "linear-softmax", "version": self.version, "labels": self.labels,
             "embedder": self.embedder, "dim": int(self.W.shape[1]), "temperature": self.temperature,
             "thresholds": self.thresholds, "metrics": self.metrics, "created_at": self.created_at,
-            "label_vector_labels": list(self.label_vectors),
+            "label_vector_labels": list(self.label_vectors), "pull": self.pull,
         }
         return {"head.json": (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
-                "weights.safetensors": save_bytes(tensors)}
+                "weights.safetensors": save_bytes(tensors), **files}
 
     def save(self, directory: Path) -> None:
         """Write the artifact's files into a directory (the registry stores bundles; this is for export)."""
@@ -178,6 +238,14 @@ class HeadMeta(BaseModel):
     metrics: dict[StrictStr, Any] = Field(default_factory=dict)
     created_at: StrictStr = ""
     label_vector_labels: list[StrictStr] = Field(default_factory=list)
+    pull: StrictFloat | StrictInt = 1.0
+
+    @field_validator("pull")
+    @classmethod
+    def _pull(cls, value: float) -> float:
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            raise ValueError("pull must be a number between 0 and 1")
+        return float(value)
 
     @field_validator("format")
     @classmethod
@@ -205,7 +273,7 @@ class HeadMeta(BaseModel):
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
         if not all(math.isfinite(v) for v in value.values()):
             raise ValueError("thresholds must be finite numbers")
-        for name in ("fallback", "archive", "target_precision"):
+        for name in ("fallback", "archive", "target_precision", "min_coverage"):
             if name in value and not 0 <= value[name] <= 1:
                 raise ValueError(f"threshold {name!r} must be between 0 and 1")
         return {k: float(v) for k, v in value.items()}
@@ -287,19 +355,45 @@ def head_from_files(files: dict[str, bytes], source: str, *, embedder: str, dim:
             or not (np.isfinite(important_w).all() and np.isfinite(important_b).all()))):
         raise ModelArtifactError(f"head artifact {source}: the important head must be important_W (1, {dim}) "
                                  "and important_b (1,), finite")
+    lexicon, W_lex = _lexicon(files, tensors, source, len(labels))
+    counts = tensors.get("counts")
+    if counts is not None and (counts.shape != (len(labels),) or not np.isfinite(counts).all() or (counts < 0).any()):
+        raise ModelArtifactError(f"head artifact {source}: counts must be {(len(labels),)} finite values ≥ 0")
     return LinearHead(
         labels=labels, W=W.astype(np.float32), b=b.astype(np.float32), version=meta.version,
         embedder=embedder, temperature=float(meta.temperature), thresholds=dict(meta.thresholds),
         metrics=dict(meta.metrics), created_at=meta.created_at, label_vectors=label_vectors,
         important_w=important_w[0].astype(np.float32) if important_w is not None else None,
         important_b=float(important_b[0]) if important_b is not None else 0.0,
+        lexicon=lexicon, W_lex=W_lex, counts=counts.astype(np.float32) if counts is not None else None,
+        pull=float(meta.pull),
     )
+
+
+def _lexicon(files: dict[str, bytes], tensors: dict[str, np.ndarray], source: str,
+             n_labels: int) -> tuple[Lexicon | None, np.ndarray | None]:
+    """The lexical part: `lexicon.json` (terms), `W_lex` and `idf`, all three or none."""
+    W_lex, idf, data = tensors.get("W_lex"), tensors.get("idf"), files.get("lexicon.json")
+    if W_lex is None and idf is None and data is None:
+        return None, None
+    try:
+        terms = json.loads(data.decode("utf-8")) if data is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelArtifactError(f"head artifact {source}: lexicon.json unreadable ({exc})") from None
+    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms) or W_lex is None or idf is None \
+            or W_lex.shape != (n_labels, len(terms)) or idf.shape != (len(terms),) \
+            or not (np.isfinite(W_lex).all() and np.isfinite(idf).all()):
+        raise ModelArtifactError(
+            f"head artifact {source}: the lexical part must be lexicon.json (a list of terms), W_lex (labels × "
+            f"terms) and idf (terms,), finite; got {None if W_lex is None else W_lex.shape} and "
+            f"{None if idf is None else idf.shape} for {len(terms) if isinstance(terms, list) else None} terms")
+    return Lexicon(terms, idf.astype(np.float32)), W_lex.astype(np.float32)
 
 
 def load_head(directory: Path, *, embedder: str, dim: int) -> LinearHead:
     """A head artifact exported to a directory (`LinearHead.save`)."""
     files = {}
-    for name in ("head.json", "weights.safetensors"):
+    for name in ("head.json", "weights.safetensors", "lexicon.json"):
         try:
             files[name] = (directory / name).read_bytes()
         except FileNotFoundError:

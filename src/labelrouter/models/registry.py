@@ -6,7 +6,7 @@ head (weights, output labels), the label vectors it refreshed, its thresholds an
 the artifact store's root (`<home>/models/` or Supabase Storage `models/label-router/`):
 
     candidates/<version>/…      staged by training, never read by inference
-    versions/<version>/…        promoted bundles: head.json, weights.safetensors, bundle.json
+    versions/<version>/…        promoted bundles: head.json, weights.safetensors, [lexicon.json,] bundle.json
     history.json                {"promoted": [oldest, …, current]}
     current.json                {"version": current}   (what inference reads)
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "labelrouter.bundle/v1"
 BUNDLE_FILES = ("head.json", "weights.safetensors")
+OPTIONAL_FILES = ("lexicon.json",)  # a head with lexical features
 # A version is one path segment: nothing that climbs, nothing absolute.
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
@@ -128,7 +129,7 @@ class ModelRegistry:
             raise ModelArtifactError(f"model bundle {source}: bundle.json unreadable ({exc})") from None
         listed = manifest.get("files") if isinstance(manifest, dict) else None
         if manifest.get("format") != BUNDLE_FORMAT or not isinstance(listed, dict) \
-                or set(listed) != set(BUNDLE_FILES):  # type: ignore[union-attr]
+                or not set(BUNDLE_FILES) <= set(listed) <= set(BUNDLE_FILES + OPTIONAL_FILES):  # type: ignore[arg-type]
             raise ModelArtifactError(f"model bundle {source}: not a {BUNDLE_FORMAT} manifest")
         files = {}
         for name, expected in listed.items():
@@ -280,8 +281,12 @@ class CurrentHead:
     def label_vectors(self) -> dict[str, np.ndarray]:
         return self.head.label_vectors
 
-    def weights(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
-        return self.head.weights(embeddings, labels)
+    def weights(self, embeddings: np.ndarray, labels: list[str],
+                documents: list[str] | None = None) -> np.ndarray:
+        return self.head.weights(embeddings, labels, documents)
+
+    def evidence(self, document: str, label: str, top: int = 5) -> list[tuple[str, float]]:
+        return self.head.evidence(document, label, top)
 
     def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
         return self.head.important_probability(embeddings)

@@ -1,7 +1,7 @@
 """Node `label_router`: embed → retrieve top-K labels → router × head → argmax or fallback.
 
 The scoring and its explanation are the Router's (`labelrouter.router`); this node embeds one message
-and hands back the decision, the vector and the text it was embedded from.
+and hands back the decision, the vector, the text it was embedded from and the document the head read.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from labelrouter.context import LabelerContext, context_of
+from labelrouter.router import document_of
 from labelrouter.state import LabelingState
 
 
@@ -22,6 +23,7 @@ def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict
     if not state.message.has_content:
         return {"routing": router.no_content(), "embedding": None}
     text = router.text_of(state.message, state.summary)
+    document = document_of(state.message)
     vector = ctx.embed(text)
-    return {"routing": router.explain(router.score(vector), 0), "embedding": [float(x) for x in vector],
-            "embedded_text": text}
+    return {"routing": router.explain(router.score(vector, [document]), 0, document),
+            "embedding": [float(x) for x in vector], "embedded_text": text, "document": document}

@@ -41,6 +41,11 @@ class Routing(BaseModel):
         None, description="Confidence a label that archives needs before the message leaves the inbox.")
     fallback: bool
     reason: str = Field(description="Why this label: 'argmax', 'below-threshold' or 'no-content'.")
+    rule: str = Field("", description="The fallback rule in force, in words (which threshold, and why it is "
+                                      "that value).")
+    evidence: list[tuple[str, float]] = Field(
+        default_factory=list, description="The lexical features (words, bigrams, addresses) that pulled most "
+                                          "toward the top label, with their pull on the head's logit.")
     model_version: str
     encoder_version: str
     labels_hash: str
@@ -71,6 +76,8 @@ class LabelingState(BaseModel):
     # re-embeds with the same encoder and a new encoder can re-embed without the mailbox.
     embedding: list[float] | None = None
     embedded_text: str | None = None
+    # What the head's lexical features are read from (`models.lexical.message_document`), persisted too.
+    document: str | None = None
     applied: ApplyResult | None = None
     # Nodes return only their new errors; the reducer appends them.
     errors: Annotated[list[str], operator.add] = Field(

@@ -11,6 +11,7 @@ import numpy as np
 from labelrouter.state import LabelingState
 
 MAX_STORED_TEXT = 4_000  # characters of embedded text kept per message (subject + summary + body snippet)
+MAX_STORED_DOCUMENT = 8_000  # characters of a document (addresses, subject, body up to lexical.DOCUMENT_CHARS)
 
 
 def utcnow() -> str:
@@ -33,6 +34,7 @@ def labeled_row(state: LabelingState, *, status: str = "labeled", intent_label_i
         "archive_threshold": routing.archive_threshold,
         "summary": state.summary.text if state.summary and store_text else None,
         "embedded_text": state.embedded_text[:MAX_STORED_TEXT] if store_text and state.embedded_text else None,
+        "document": state.document[:MAX_STORED_DOCUMENT] if store_text and state.document else None,
         "summarizer": state.summary.source if state.summary else None,
         "label_applied": applied.label,  # what the mailbox carries, which may be an earlier run's label
         "top_label": routing.top_label,

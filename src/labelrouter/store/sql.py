@@ -99,13 +99,14 @@ class SQLStore:
         return False
 
     def purge_text(self, before: str) -> int:
-        """Text retention: delete the stored text (embedded text, summary) of decisions processed and
-        examples created before `before` (ISO time); labels, scores and embeddings stay."""
+        """Text retention: delete the stored text (embedded text, document, summary) of decisions processed
+        and examples created before `before` (ISO time); labels, scores and embeddings stay."""
         counts = self._transaction("deleting old message text", [
-            ("UPDATE processed_messages SET embedded_text = NULL, summary = NULL WHERE processed_at < ? "
-             "AND (embedded_text IS NOT NULL OR summary IS NOT NULL)", [(before,)]),
-            ("UPDATE examples SET embedded_text = NULL WHERE created_at < ? AND embedded_text IS NOT NULL",
+            ("UPDATE processed_messages SET embedded_text = NULL, document = NULL, summary = NULL "
+             "WHERE processed_at < ? AND (embedded_text IS NOT NULL OR document IS NOT NULL OR summary IS NOT NULL)",
              [(before,)]),
+            ("UPDATE examples SET embedded_text = NULL, document = NULL WHERE created_at < ? "
+             "AND (embedded_text IS NOT NULL OR document IS NOT NULL)", [(before,)]),
         ])
         return sum(counts)
 
@@ -158,7 +159,7 @@ class SQLStore:
                "threshold, label_ids_after, label_ids_current, labels_synced_at, present, seen, in_inbox, important, "
                "archived, shadow, undone_at, touched_at, feedback, effective_label, embedding, embedding_dim, "
                "encoder_version, "
-               "model_version, embedded_text, processed_at FROM processed_messages WHERE status = 'labeled' "
+               "model_version, embedded_text, document, processed_at FROM processed_messages WHERE status = 'labeled' "
                "ORDER BY processed_at, message_id")
         return self._query("reading feedback", sql)
 

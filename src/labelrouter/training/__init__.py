@@ -25,6 +25,8 @@ def build_training_context(settings: Settings, store: Store, *, labels: LabelSet
     encoder = encoder or encoder_for(settings)
     index = LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir)
     overrides.setdefault("archive_target_precision", settings.archive_target_precision)
+    overrides.setdefault("target_precision", settings.target_precision)
+    overrides.setdefault("min_coverage", settings.min_coverage)
     return TrainingContext(store=store, encoder=encoder, router=Router.from_settings(settings, labels, index),
                            registry=ModelRegistry(open_artifacts(settings)), **overrides)
 

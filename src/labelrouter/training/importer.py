@@ -16,10 +16,10 @@ from labelrouter.errors import ConfigError
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.clean import clean_body
 from labelrouter.models.encoder import Encoder
-from labelrouter.router import embedding_text
+from labelrouter.router import document_of, embedding_text
 from labelrouter.state import EmailMessage
 from labelrouter.store.base import Store
-from labelrouter.store.records import MAX_STORED_TEXT, utcnow
+from labelrouter.store.records import MAX_STORED_DOCUMENT, MAX_STORED_TEXT, utcnow
 from labelrouter.summarize import offline_summary
 
 
@@ -72,8 +72,14 @@ def read_labeled_set(messages: Path, taxonomy: Path, *, oos_label: str | None = 
 def row_message(row: dict[str, Any], snippet_chars: int = 1_500) -> EmailMessage:
     """A data-set row as the graph's input message (body cleaned the same way as parsed mail)."""
     body = clean_body(str(row.get("body") or ""))
+    recipients = [str(row[key]) for key in ("to", "cc") if row.get(key)]
     return EmailMessage(id=str(row["id"]), subject=str(row.get("subject") or ""), sender=str(row.get("sender") or ""),
-                        body=body, snippet=body[:snippet_chars])
+                        recipients=recipients, body=body, snippet=body[:snippet_chars])
+
+
+def row_document(row: dict[str, Any]) -> str:
+    """Exactly the document the head reads for this row at inference time."""
+    return document_of(row_message(row))
 
 
 def row_text(row: dict[str, Any], snippet_chars: int = 1_500) -> str:
@@ -106,6 +112,7 @@ def import_examples(store: Store, encoder: Encoder, data: LabeledSet, *, kind: s
                 "occurred_at": row.get("date") or f"#{order[start + offset]:09d}",
                 "created_at": utcnow(),
                 "embedded_text": text[:MAX_STORED_TEXT] if store.store_text else None,
+                "document": row_document(row)[:MAX_STORED_DOCUMENT] if store.store_text else None,
             })
         stored += store.add_examples(records)
         if progress:

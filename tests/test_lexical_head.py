@@ -1,0 +1,141 @@
+"""The head that reads the message: lexical features, the hybrid head, shrinkage, calibration, the fallback
+policy, and its artifact (fast lane: synthetic vectors, no encoder)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelrouter.artifacts import LocalArtifacts
+from labelrouter.errors import ModelArtifactError
+from labelrouter.metrics import fallback_policy
+from labelrouter.models.head import load_head
+from labelrouter.models.lexical import Lexicon, analyze, message_document, parse_document
+from labelrouter.models.registry import ModelRegistry
+from labelrouter.training.head import calibrate, fit_pull, train_hybrid_head, train_linear_head
+
+DIM = 16
+
+
+def test_a_document_carries_addresses_subject_and_the_whole_capped_body():
+    body = "opening words " + "filler " * 400 + "closing invoice 4711"
+    document = message_document("Ann Example <Ann@Example.COM>", ["bob@example.org, Team <team@corp.example>"],
+                                "Re: Fwd: Quarterly numbers", body)
+    features = set(analyze(document))
+    assert {"from:ann@example.com", "from:@example.com", "to:bob@example.org", "to:team@corp.example",
+            "to:@corp.example"} <= features
+    assert {"subject:quarterly", "thread:quarterly numbers", "quarterly numbers"} <= features
+    assert {"invoice", "4711", "closing invoice"} <= features  # past the encoder's 256 word pieces
+    assert parse_document(document) == ("ann@example.com", ["bob@example.org", "team@corp.example"],
+                                        "Re: Fwd: Quarterly numbers", body.strip())
+    capped = message_document("", [], "s", "x " * 10 + "y" * 5 + " tail", body_chars=20)
+    assert "tail" not in analyze(capped)
+
+
+def test_the_lexicon_weights_as_scikit_learn_does_and_ignores_unknown_terms():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = [message_document(f"u{i % 3}@x.example", [], f"subject {i % 4}", f"alpha beta gamma{i % 5} delta")
+            for i in range(30)]
+    lexicon, rows = Lexicon.fit_transform(docs)
+    reference = TfidfVectorizer(analyzer=analyze, min_df=2, sublinear_tf=True).fit(docs)
+    assert lexicon.terms == reference.get_feature_names_out().tolist()
+    np.testing.assert_allclose(rows.toarray(), reference.transform(docs).toarray(), atol=1e-6)
+    np.testing.assert_allclose(lexicon.transform(docs).toarray(), rows.toarray(), atol=1e-6)
+    assert lexicon.transform(["\n\nnever seen words"]).nnz == 0
+    assert Lexicon.fit(["", ""]).terms == []
+
+
+def _senders(n_per=30, seed=0):
+    """Three labels that only the sender's domain tells apart: the vectors are noise."""
+    rng = np.random.default_rng(seed)
+    labels = ["billing", "friends", "project"]
+    X, docs, y = [], [], []
+    for i in range(n_per * len(labels)):
+        label = labels[i % 3]
+        vector = rng.normal(size=DIM).astype(np.float32)
+        X.append(vector / np.linalg.norm(vector))
+        docs.append(message_document(f"someone{i}@{label}.example", [], f"note {i}", "some words here"))
+        y.append(label)
+    return np.vstack(X), docs, y, labels
+
+
+def test_the_hybrid_head_learns_what_only_the_words_and_addresses_say():
+    X, docs, y, labels = _senders()
+    head = train_hybrid_head(X[:60], docs[:60], y[:60], embedder="enc@1", version="h1", label_order=labels)
+    calibrate(head, X[60:], docs[60:], y[60:])
+    w = head.weights(X[60:], labels, docs[60:])
+    assert (np.array(labels)[w.argmax(1)] == np.array(y[60:])).mean() == 1.0
+    dense = train_linear_head(X[:60], y[:60], embedder="enc@1", version="d1", label_order=labels)
+    assert (np.array(labels)[dense.weights(X[60:], labels).argmax(1)] == np.array(y[60:])).mean() < 0.6
+    # It explains itself by the feature that decided.
+    assert head.evidence(docs[60], y[60])[0][0] == f"from:@{y[60]}.example"
+    # Without documents (text retention expired) it still answers, from the vector alone.
+    assert head.weights(X[60:], labels).shape == (30, 3)
+
+
+def test_the_pull_is_fitted_so_a_weak_head_leaves_the_decision_to_the_router():
+    from labelrouter.labels import parse_label_set
+    from labelrouter.models.label_index import LabelIndex
+    from labelrouter.router import Router
+
+    X, docs, y, labels = _senders(n_per=40)
+    label_set = parse_label_set({"labels": [{"name": n} for n in labels]}, require_fallback=False)
+    gold = np.array([labels.index(name) for name in y])
+    # The router knows the answer (each label's vector is in the direction of its messages' mean);
+    # a head fit on one example each, with vectors of noise and other senders, knows little.
+    centres = np.vstack([X[gold == j].mean(axis=0) for j in range(3)])
+    X_routed = (X + 3 * centres[gold]).astype(np.float32)
+    X_routed /= np.linalg.norm(X_routed, axis=1, keepdims=True)
+    router = Router(label_set, LabelIndex(label_set, centres / np.linalg.norm(centres, axis=1, keepdims=True), "enc@1"))
+    weak_docs = [message_document(f"nobody{i}@else.example", [], "note", "words") for i in range(len(y))]
+    weak = train_hybrid_head(X[:3], docs[:3], y[:3], embedder="enc@1", version="h1", label_order=labels)
+    weak.W = np.random.default_rng(5).normal(size=weak.W.shape).astype(np.float32) * 5  # confidently wrong
+    router_only = np.mean(router.score(X_routed[60:]).top == gold[60:])
+    assert np.mean(router.with_head(weak).score(X_routed[60:], weak_docs[60:]).top == gold[60:]) < router_only
+    assert fit_pull(router, weak, X_routed[60:], weak_docs[60:], gold[60:]) <= 0.1
+    assert np.mean(router.with_head(weak).score(X_routed[60:], weak_docs[60:]).top == gold[60:]) >= router_only
+    # A head that knows (the sender decides) keeps its pull.
+    strong = train_hybrid_head(X[:60], docs[:60], y[:60], embedder="enc@1", version="h2", label_order=labels)
+    calibrate(strong, X[60:], docs[60:], y[60:])
+    assert fit_pull(Router(label_set, router.index), strong, X[60:], docs[60:], gold[60:]) == 1.0
+
+
+def test_calibration_picks_the_temperature_that_fits_held_out_labels():
+    X, docs, y, labels = _senders(n_per=40)
+    head = train_hybrid_head(X[:90], docs[:90], y[:90], embedder="enc@1", version="h1", label_order=labels)
+    t = calibrate(head, X[90:], docs[90:], y[90:])
+    assert t < 1.0  # separable: a sharper head than raw SVM margins
+    assert head.probabilities(X[90:], docs[90:]).max(axis=1).mean() > 0.9
+
+
+def test_the_hybrid_head_round_trips_through_the_registry_and_refuses_a_broken_lexicon(tmp_path: Path):
+    X, docs, y, labels = _senders()
+    head = train_hybrid_head(X, docs, y, embedder="enc@1", version="h1", label_order=labels)
+    registry = ModelRegistry(LocalArtifacts(tmp_path / "models"))
+    registry.stage(head)
+    registry.promote("h1", embedder="enc@1", dim=DIM)
+    loaded = registry.current_head(embedder="enc@1", dim=DIM)
+    np.testing.assert_allclose(loaded.weights(X, labels, docs), head.weights(X, labels, docs), rtol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "models" / "versions" / "h1").iterdir()) == [
+        "bundle.json", "head.json", "lexicon.json", "weights.safetensors"]
+    head.save(tmp_path / "h")
+    (tmp_path / "h" / "lexicon.json").write_text(json.dumps(["just one term"]))
+    with pytest.raises(ModelArtifactError, match="the lexical part must be"):
+        load_head(tmp_path / "h", embedder="enc@1", dim=DIM)
+    (tmp_path / "h" / "lexicon.json").write_text("{not json")
+    with pytest.raises(ModelArtifactError, match="lexicon.json unreadable"):
+        load_head(tmp_path / "h", embedder="enc@1", dim=DIM)
+
+
+def test_the_fallback_policy_keeps_the_coverage_floor_when_precision_is_out_of_reach():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(size=1000)
+    hard = rng.uniform(size=1000) < 0.5  # 50 % right whatever the confidence
+    policy = fallback_policy(confidence, hard, 0.9, 0.8)
+    assert policy["bound"] == "coverage" and policy["coverage"] == pytest.approx(0.8, abs=0.002)
+    easy = confidence > 0.3  # right exactly when confident
+    policy = fallback_policy(confidence, easy, 0.9, 0.5)
+    assert policy["bound"] == "precision" and policy["precision"] >= 0.9 and policy["coverage"] > 0.6
+    json.dumps(policy)  # plain floats: it is stored in training state and model metrics
