@@ -18,15 +18,27 @@ def test_ranges_topk_and_final_is_router_times_head():
     assert (s.head >= 0).all() and (s.head <= 1).all()
     np.testing.assert_allclose(s.final, s.router * s.head)
     for row in range(sims.shape[0]):
-        outside = np.setdiff1d(np.arange(sims.shape[1]), s.topk[row])
-        assert len(s.topk[row]) == 20
+        head_top = np.argsort(-head[row], kind="stable")[: params.head_k]
+        candidates = np.union1d(s.topk[row], head_top)
+        outside = np.setdiff1d(np.arange(sims.shape[1]), candidates)
+        assert len(s.topk[row]) == 20 and s.candidates[row].sum() == len(candidates)
         assert (s.router[row, outside] == 0).all()  # more labels than K: the rest get exactly 0
-        assert (s.router[row, s.topk[row]] > 0).all()
+        assert (s.router[row, candidates] > 0).all()  # retrieved, or proposed by the head
         assert s.top[row] == np.argmax(s.final[row])
         assert np.isclose(s.confidence[row], s.final[row].max() / 100)
         ordered = np.sort(s.final[row])[::-1]
         assert np.isclose(s.margin[row], ordered[0] - ordered[1])
         assert s.fallback[row] == (s.confidence[row] < 0.3)
+
+
+def test_the_head_proposes_candidates_only_when_it_has_an_opinion():
+    sims = np.array([[0.5, 0.4, 0.3, 0.0, -0.1]])
+    params = ScoringParams(top_k=2, head_k=1)
+    cold = score(sims, np.ones((1, 5)), params)
+    assert cold.candidates[0].tolist() == [True, True, False, False, False]
+    trained = score(sims, np.array([[0.1, 0.1, 0.1, 0.1, 0.9]]), params)
+    assert trained.candidates[0].tolist() == [True, True, False, False, True]
+    assert trained.router[0, 4] > 0 and trained.router[0, 3] == 0
 
 
 def test_mapping_keeps_absolute_information():

@@ -26,7 +26,8 @@ from labelrouter.summarize.offline import SOURCE as OFFLINE_SOURCE
 
 def scoring_params(settings: Any) -> ScoringParams:
     """The scoring parameters a settings object names (the one place they are read from settings)."""
-    return ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold)
+    return ScoringParams(settings.top_k, settings.sim_center, settings.sim_scale, settings.fallback_threshold,
+                         settings.head_k)
 
 
 def embedding_text(message: EmailMessage, summary: Summary | None, snippet_chars: int) -> str:
@@ -157,7 +158,7 @@ class Router:
         candidates = [
             Candidate(label=names[j], similarity=round(float(scores.similarities[row, j]), 4),
                       router_weight=router[names[j]], head_weight=head[names[j]], final_score=final[names[j]])
-            for j in scores.topk[row]
+            for j in sorted(np.nonzero(scores.candidates[row])[0], key=lambda j: -scores.similarities[row, j])
         ]
         return self._routing(
             self.labels.fallback if fallback else names[top], names[top],  # type: ignore[arg-type]

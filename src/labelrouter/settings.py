@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     # Router.
     top_k: int = Field(20, ge=1)
+    # A trained head's own top labels join the retrieved ones as candidates (docs/scoring.md).
+    head_k: int = Field(5, ge=0)
     # Router weight = 100 · sigmoid((cosine − sim_center) / sim_scale); see docs/scoring.md.
     sim_center: float = 0.25
     sim_scale: float = Field(0.07, gt=0)

@@ -33,7 +33,8 @@ class Routing(BaseModel):
     router_weights: dict[str, float]
     head_weights: dict[str, float]
     final_scores: dict[str, float]
-    candidates: list[Candidate] = Field(description="Top-K by similarity, best first.")
+    candidates: list[Candidate] = Field(description="Top-K by similarity and the head's own top labels, best "
+                                                    "similarity first.")
     confidence: float = Field(ge=0, le=1, description="Winner's final score / 100.")
     margin: float = Field(description="Final score of top-1 minus top-2 (0–100 scale).")
     threshold: float

@@ -131,10 +131,19 @@ def fit_pull(router: Any, head: LinearHead, X: np.ndarray, documents: list[str] 
     mailbox: descriptive label names make the router strong (20newsgroups: 62 % alone), folder names like
     `sean_crandall` make it blind, and one example per label makes the head weak. Measured, not assumed.
     Ties go to the stronger pull: the head is what learns from the user."""
-    best, best_top1 = head.pull, -1.0
+    from labelrouter.models.scoring import score
+
+    if not len(gold):
+        return head.pull
+    head.pull = 1.0
+    routed = router.with_head(head)
+    similarities = routed.active_index.similarities(X)
+    probabilities = head.weights(X, routed.labels.names, documents)  # the lexical transform once, not per pull
+    best, best_top1 = 1.0, -1.0
     for pull in sorted(PULLS, reverse=True):
-        head.pull = pull
-        top1 = float(np.mean(router.with_head(head).score(X, documents).top == gold)) if len(gold) else 0.0
+        decided = score(similarities, probabilities ** pull, routed.scoring, routed.index.routable,
+                        has_fallback=routed.labels.fallback is not None)
+        top1 = float(np.mean(decided.top == gold))
         if top1 > best_top1:
             best, best_top1 = pull, top1
     head.pull = best
