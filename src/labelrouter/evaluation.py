@@ -138,6 +138,15 @@ class Evaluator:
         head.label_vectors = refresh_label_vectors(self.index, X, y)
         return self.router.with_head(head)
 
+    def _head_alone(self, head: Any, docs: list[str]) -> np.ndarray:
+        """The head's own probabilities on the test split (its pull only matters against a router)."""
+        pull = getattr(head, "pull", 1.0)
+        try:
+            head.pull = 1.0
+            return head.weights(self.X[self.test], self.labels.names, docs)
+        finally:
+            head.pull = pull
+
     def _policy(self, router: Router) -> dict[str, Any]:
         s_val = router.score(self.X[self.val], self._docs(self.val))
         return fallback_policy(s_val.confidence, s_val.top == self.gold[self.val], self.target_precision,
@@ -161,7 +170,7 @@ class Evaluator:
         for prefix, router in (("", trained), ("dense_", dense)):
             if router is None:
                 continue
-            hx = router.head.weights(self.X[self.test], self.labels.names, docs)
+            hx = self._head_alone(router.head, docs)
             results[f"{prefix}head_only"] = decision_metrics(hx[mask].argmax(1), _ranked(hx[mask]), self.gold[test],
                                                              self.labels, train_dist=train_dist)
             s = router.score(self.X[self.test], docs)

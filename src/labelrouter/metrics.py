@@ -59,6 +59,9 @@ def router_metrics(scores: Scores, gold: np.ndarray, labels: LabelSet, threshold
     retrieved = np.array([g in k for g, k in zip(gold, scores.topk, strict=True)], dtype=bool)
     wrong = scores.top != gold
     out["recall@k"] = float(retrieved.mean()) if len(gold) else 0.0
+    # Recall of every candidate that got a router weight (retrieved, or proposed by the head): what the
+    # decision could pick from.
+    out["candidate_recall"] = float(scores.candidates[np.arange(len(gold)), gold].mean()) if len(gold) else 0.0
     out["outside_topk_error_share"] = float(np.mean(~retrieved[wrong])) if wrong.any() else 0.0
     return out
 
