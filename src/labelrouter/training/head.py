@@ -130,7 +130,7 @@ def fit_pull(router: Any, head: LinearHead, X: np.ndarray, documents: list[str] 
     How much a head should count against the router depends on what each knows, and that differs by
     mailbox: descriptive label names make the router strong (20newsgroups: 62 % alone), folder names like
     `sean_crandall` make it blind, and one example per label makes the head weak. Measured, not assumed.
-    Ties go to the stronger pull: the head is what learns from the user."""
+    Near-ties go to the stronger pull: the head is what learns from the user."""
     from labelrouter.models.scoring import score
 
     if not len(gold):
@@ -139,15 +139,18 @@ def fit_pull(router: Any, head: LinearHead, X: np.ndarray, documents: list[str] 
     routed = router.with_head(head)
     similarities = routed.active_index.similarities(X)
     probabilities = head.weights(X, routed.labels.names, documents)  # the lexical transform once, not per pull
-    best, best_top1 = 1.0, -1.0
-    for pull in sorted(PULLS, reverse=True):
+    top1 = {}
+    for pull in PULLS:
         decided = score(similarities, probabilities ** pull, routed.scoring, routed.index.routable,
                         has_fallback=routed.labels.fallback is not None)
-        top1 = float(np.mean(decided.top == gold))
-        if top1 > best_top1:
-            best, best_top1 = pull, top1
-    head.pull = best
-    return best
+        top1[pull] = float(np.mean(decided.top == gold))
+    best = max(top1.values())
+    # One-standard-error rule: the strongest pull within one standard error of the best. Validation is
+    # small and, in a live mailbox, made of the current model's own mistakes; a weaker pull must win
+    # clearly before the head is muted.
+    tolerance = np.sqrt(best * (1 - best) / len(gold))
+    head.pull = max(pull for pull, value in top1.items() if value >= best - tolerance)
+    return head.pull
 
 
 def refresh_label_vectors(index: LabelIndex, X: np.ndarray, y: list[str], *, prior: float = 4.0) -> dict[str, np.ndarray]:
