@@ -64,6 +64,30 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
     assert len(state.val_ids) == 12 and all(i.split(":")[-1] in {"9", "10", "11"} for i in state.val_ids)  # newest
 
 
+def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_retrained(tmp_path, stub_encoder,
+                                                                                          settings):
+    from labelrouter.labels import load_label_set
+
+    store = open_store(settings)
+    names = load_label_set(LABELS_JSON).names[:4]
+    store.add_examples(separable_examples(stub_encoder, names, per_label=12))
+    state = run_training(build_training_context(settings, store))
+    assert state.promoted, state.decision
+    head = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version, dim=stub_encoder.dim)
+    # Refit on train and validation (the newest examples): its label counts include the validation rows.
+    assert head.counts.sum() == 2.0 * 48 and head.metrics["trained_through_seq"] == 48
+    assert head.metrics["fallback_policy"]["min_coverage"] == 0.8 and 0.0 <= head.pull <= 1.0
+    again = run_training(build_training_context(settings, store))
+    assert not again.promoted and again.decision == "not trained: nothing new"
+    # One more example is something new: the next run trains, judging the current head only on it and
+    # whatever else of validation it has not learned (too few here, so on all of validation).
+    more = separable_examples(stub_encoder, names[:1], per_label=13)[-1:]
+    more[0]["example_id"] = "gold:new:1"
+    store.add_examples(more)
+    third = run_training(build_training_context(settings, store))
+    assert third.decision != "not trained: nothing new" and third.metrics["candidate"]["judged_on"] >= 10
+
+
 def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, stub_encoder, settings):
     """State carries ids and versions only, so a run stopped after train_head resumes in a new graph
     object from its checkpoint and promotes what was staged."""

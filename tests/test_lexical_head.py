@@ -139,3 +139,23 @@ def test_the_fallback_policy_keeps_the_coverage_floor_when_precision_is_out_of_r
     policy = fallback_policy(confidence, easy, 0.9, 0.5)
     assert policy["bound"] == "precision" and policy["precision"] >= 0.9 and policy["coverage"] > 0.6
     json.dumps(policy)  # plain floats: it is stored in training state and model metrics
+
+
+def test_a_decision_names_its_rule_and_the_words_that_moved_it():
+    from labelrouter.labels import parse_label_set
+    from labelrouter.models.label_index import LabelIndex
+    from labelrouter.router import Router
+
+    X, docs, y, labels = _senders()
+    label_set = parse_label_set({"fallback": "other", "labels": [{"name": n} for n in [*labels, "other"]]})
+    index = LabelIndex(label_set, np.full((4, DIM), 0.25, np.float32), "enc@1")  # the router has no opinion
+    head = train_hybrid_head(X[:60], docs[:60], y[:60], embedder="enc@1", version="h1", label_order=labels)
+    calibrate(head, X[60:], docs[60:], y[60:])
+    head.thresholds = {"fallback": 0.2}
+    head.metrics = {"fallback_policy": fallback_policy(np.linspace(0, 1, 50), np.arange(50) % 2 == 0, 0.9, 0.8)}
+    router = Router(label_set, index, head)
+    routing = router.explain(router.score(X[60:61], docs[60:61]), 0, docs[60])
+    assert routing.top_label == y[60] and routing.evidence[0][0] == f"from:@{y[60]}.example"
+    assert "coverage ≥ 80%" in routing.rule and "0.200" in routing.rule
+    cold = Router(label_set, index)
+    assert "the setting fallback_threshold" in cold.explain(cold.score(X[:1]), 0).rule

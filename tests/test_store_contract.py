@@ -225,17 +225,21 @@ def test_run_on_postgres_records_one_row_per_message(tmp_path, postgres_schemas,
 
 def test_embedded_text_is_kept_until_retention_deletes_it(open_store):
     store = open_store()
-    state = _state().model_copy(update={"embedded_text": "s\nthe body snippet that was embedded"})
+    state = _state().model_copy(update={"embedded_text": "s\nthe body snippet that was embedded",
+                                        "document": "from: ann@example.com\n\ns\nthe whole body"})
     store.record_labeled(state)
-    store.add_examples([{**_example(1, "a", None), "embedded_text": "example text"}])
+    store.add_examples([{**_example(1, "a", None), "embedded_text": "example text", "document": "example doc"}])
     assert store.get("m1")["embedded_text"] == "s\nthe body snippet that was embedded"
+    assert store.get("m1")["document"] == "from: ann@example.com\n\ns\nthe whole body"
     assert store.examples("enc@1")[0]["embedded_text"] == "example text"
+    assert store.examples("enc@1")[0]["document"] == "example doc"
     assert store.purge_text("2000-01-01T00:00:00+00:00") == 0  # nothing that old
     assert store.purge_text("2999-01-01T00:00:00+00:00") == 2
     row = store.get("m1")
-    assert row["embedded_text"] is None and row["summary"] is None
+    assert row["embedded_text"] is None and row["summary"] is None and row["document"] is None
     assert row["label_applied"] == "work" and row["embedding"] is not None  # labels and vectors stay
     assert store.examples("enc@1")[0]["embedded_text"] is None and store.examples("enc@1")[0]["label"] == "a"
+    assert store.examples("enc@1")[0]["document"] is None
     off = open_store("off", store_text=False)
     off.record_labeled(state)
     assert off.get("m1")["embedded_text"] is None
