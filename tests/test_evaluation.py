@@ -47,7 +47,8 @@ def _eval(subset, *args):
 def test_full_protocol_reports_every_config_and_baseline(subset, encoder):
     out, report = _eval(subset, "--protocol", "full")
     configs = report["configs"]
-    assert set(configs) == {"router_only", "head_only", "router_x_head", "blend"}
+    assert set(configs) == {"router_only", "head_only", "router_x_head", "blend", "dense_head_only",
+                            "dense_router_x_head"}
     assert set(report["baselines"]) == {"tfidf_svm", "frozen_lr"}
     for metrics in [*configs.values(), *report["baselines"].values()]:
         for key in ("top1", "recall@5", "macro_f1"):

@@ -90,11 +90,11 @@ def test_corrections_train_a_head_that_labels_held_out_mail_better(clinc, encode
     warm = _accuracy(settings, clinc["held_out"])  # held-out test-split messages, never trained on
     assert warm >= cold + 0.05, (cold, warm)
 
-    # The same data again gives an identical candidate: it is not promoted.
+    # The same data again: nothing new to learn, so nothing is trained or staged.
     again = json.loads(runner.invoke(app, ["train"], env=env).stdout)
-    assert not again["promoted"] and again["decision"].startswith("kept ")
+    assert not again["promoted"] and again["decision"] == "not trained: nothing new"
     assert len(registry_at(settings.resolved_models_dir).history()) == 1
-    assert registry_at(settings.resolved_models_dir).artifacts.list("candidates/") == []  # rejected: cleaned up
+    assert registry_at(settings.resolved_models_dir).artifacts.list("candidates/") == []
 
     listing = runner.invoke(app, ["models"], env={**env, "COLUMNS": "200"})
     assert state["candidate_version"] in listing.stdout and "✓" in listing.stdout
