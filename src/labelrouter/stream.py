@@ -167,6 +167,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
         "dataset": data.name, "protocol": "stream", "correction_rate": config.correction_rate,
         "train_every": config.train_every, "silver": config.silver, "n": totals["n"],
         "prequential_accuracy": totals["correct"] / n, "coverage": totals["covered"] / n,
+        "precision": totals["correct"] / max(1, totals["covered"]),  # of the messages given a real label
         "corrections": totals["corrections"],
         "corrections_outside_topk_share": totals["outside_topk"] / max(1, totals["corrections"]),
         "silver_examples": len(silver),
@@ -200,6 +201,7 @@ def write_stream_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     lines = [f"# {report['dataset']}: stream, R = {report['correction_rate']}, train every {report['train_every']}",
              "", f"prequential accuracy {report['prequential_accuracy']:.4f}, coverage {report['coverage']:.4f}, "
+             f"precision {report.get('precision', float('nan')):.4f}, "
              f"{report['corrections']} corrections ({report['corrections_outside_topk_share']:.1%} outside the "
              f"top-K), {report['promotions']} promotions; baselines: "
              + ", ".join(f"{k} {v:.4f}" for k, v in report["baselines"].items()), "",
