@@ -45,7 +45,7 @@ def _eval(subset, *args):
 
 
 def test_full_protocol_reports_every_config_and_baseline(subset, encoder):
-    out, report = _eval(subset, "--protocol", "full")
+    out, report = _eval(subset, "--protocol", "full", "--no-cache")  # measured, so throughput is a real figure
     configs = report["configs"]
     assert set(configs) == {"router_only", "head_only", "router_x_head", "blend", "dense_head_only",
                             "dense_router_x_head"}
