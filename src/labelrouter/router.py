@@ -120,14 +120,19 @@ class Router:
         """A batch: (n, dim) message vectors (and their documents, for the head's lexical features) →
         similarities, router and head weights, decision."""
         embeddings = np.atleast_2d(embeddings)
-        head = self.head.weights(embeddings, self.labels.names, documents)
-        return score(self.active_index.similarities(embeddings), head, self.scoring, self.index.routable,
+        return self.decide(self.active_index.similarities(embeddings),
+                           self.head.weights(embeddings, self.labels.names, documents))
+
+    def decide(self, similarities: np.ndarray, head_weights: np.ndarray) -> Scores:
+        """Decisions from similarities to the active label vectors and head weights already computed: how
+        training tries several head weightings of one batch without scoring it again."""
+        return score(similarities, head_weights, self.scoring, self.index.routable,
                      has_fallback=self.labels.fallback is not None)
 
     def fallback_rule(self) -> str:
         """The fallback rule in force, in words, for explanations."""
         threshold = self.scoring.threshold
-        policy = self.head.metrics.get("fallback_policy") if isinstance(self.head.metrics, dict) else None
+        policy = self.head.metrics.get("fallback_policy")
         if not isinstance(policy, dict) or not self.labels.fallback:
             source = "the setting fallback_threshold" if self.head.thresholds.get("fallback") is None else \
                 "the current model's threshold"

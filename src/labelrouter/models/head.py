@@ -179,9 +179,9 @@ class LinearHead:
         cols, values = row.indices, row.data
         if not len(cols):
             return []
-        pull = values * (self.W_lex[i, cols] - self.W_lex[:, cols].mean(axis=0)) / self.temperature
-        order = np.argsort(-pull)[:top]
-        return [(self.lexicon.terms[cols[j]], round(float(pull[j]), 4)) for j in order if pull[j] > 0]
+        toward = values * (self.W_lex[i, cols] - self.W_lex[:, cols].mean(axis=0)) / self.temperature
+        order = np.argsort(-toward)[:top]
+        return [(self.lexicon.terms[cols[j]], round(float(toward[j]), 4)) for j in order if toward[j] > 0]
 
     def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
         if self.important_w is None:

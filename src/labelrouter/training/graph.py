@@ -137,11 +137,17 @@ def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> s
     return "train_head"
 
 
+def _unlearned(head: Any, rows: list[dict[str, Any]]) -> np.ndarray:
+    """Which examples `head` has not learned: added or changed (a higher `seq`) since it was fit. A
+    promoted head records the last example it learned (`promote`); one that does not has learned none."""
+    seen = head.metrics.get("trained_through_seq")
+    return np.array([seen is None or int(r["seq"]) > int(seen) for r in rows], dtype=bool)
+
+
 def _new_examples(ctx: TrainingContext, ids: list[str]) -> bool:
-    """Whether any example was added or changed since the current head was fit (it records the last one)."""
+    """Whether any example was added or changed since the current head was fit."""
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    seen = current.metrics.get("trained_through_seq")
-    return seen is None or any(int(r["seq"]) > int(seen) for r in ctx.examples(ids))
+    return bool(_unlearned(current, ctx.examples(ids)).any())
 
 
 def nothing_new(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
@@ -156,8 +162,7 @@ def not_enough_data(state: TrainingState, runtime: Runtime[TrainingContext]) -> 
             "decision": "not trained: not enough data"}
 
 
-def _fit_head(ctx: TrainingContext, ids: list[str], version: str) -> Any:
-    X, y, rows = ctx.matrix(ids)
+def _fit_head(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str) -> Any:
     weights = np.array([KIND_WEIGHTS.get(r["kind"], 1.0) for r in rows])
     head = train_hybrid_head(X, documents(rows), y, embedder=ctx.encoder.version, version=version,
                              sample_weight=weights, label_order=ctx.labels.names)
@@ -169,11 +174,11 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     """The head on vectors and lexical features of the training examples; its temperature and its pull
     against the router fitted on the validation examples (`training.head`)."""
     ctx = runtime.context
-    X, y, _ = ctx.matrix(state.train_ids)
+    X, y, rows = ctx.matrix(state.train_ids)
     # The version names the data: train and validation (a promoted head is refit on both).
     digest = hashlib.sha256(X.tobytes() + "\n".join(y + ["--"] + state.val_ids).encode()).hexdigest()[:8]
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
-    head = _fit_head(ctx, state.train_ids, version)
+    head = _fit_head(ctx, X, y, rows, version)
     X_val, y_val, val_rows = ctx.matrix(state.val_ids)
     calibrate(head, X_val, documents(val_rows), y_val)
     fit_pull(ctx.router, head, X_val, documents(val_rows), np.array([ctx.labels.index(label) for label in y_val]))
@@ -217,8 +222,7 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     # The current head was refit on every example of its run (`promote`): judged on those, it would look
     # better than it is. Both are compared on the validation examples it has not learned, when there are
     # enough of them.
-    seen = current.metrics.get("trained_through_seq")
-    unseen = np.array([seen is None or int(r["seq"]) > int(seen) for r in rows], dtype=bool)
+    unseen = _unlearned(current, rows)
     judged = unseen if unseen.sum() >= ctx.min_val else np.ones(len(rows), dtype=bool)
     cur = router_metrics(current_router.score(X, docs).rows(judged), gold[judged], ctx.labels, current_threshold)
 
@@ -272,12 +276,12 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     ctx = runtime.context
     version = str(state.candidate_version)
     candidate = ctx.registry.staged(version, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    refit = _fit_head(ctx, state.train_ids + state.val_ids, version)
+    X, y, rows = ctx.matrix(state.train_ids + state.val_ids)
+    refit = _fit_head(ctx, X, y, rows, version)
     for name in ("temperature", "pull", "thresholds", "metrics", "created_at", "important_w", "important_b"):
         setattr(refit, name, getattr(candidate, name))
     # What the next run's gate must not judge this head on: it has learned those examples.
-    refit.metrics = {**refit.metrics, "trained_through_seq": max(
-        int(r["seq"]) for r in ctx.examples(state.train_ids + state.val_ids))}
+    refit.metrics = {**refit.metrics, "trained_through_seq": max(int(r["seq"]) for r in rows)}
     ctx.registry.stage(refit)
     ctx.registry.promote(version, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     cur, cand = state.metrics["current"], state.metrics["candidate"]

@@ -131,8 +131,6 @@ def fit_pull(router: Any, head: LinearHead, X: np.ndarray, documents: list[str] 
     mailbox: descriptive label names make the router strong (20newsgroups: 62 % alone), folder names like
     `sean_crandall` make it blind, and one example per label makes the head weak. Measured, not assumed.
     Near-ties go to the stronger pull: the head is what learns from the user."""
-    from labelrouter.models.scoring import score
-
     if not len(gold):
         return head.pull
     head.pull = 1.0
@@ -141,9 +139,7 @@ def fit_pull(router: Any, head: LinearHead, X: np.ndarray, documents: list[str] 
     probabilities = head.weights(X, routed.labels.names, documents)  # the lexical transform once, not per pull
     right = {}
     for pull in PULLS:
-        decided = score(similarities, probabilities ** pull, routed.scoring, routed.index.routable,
-                        has_fallback=routed.labels.fallback is not None)
-        right[pull] = decided.top == gold
+        right[pull] = routed.decide(similarities, probabilities ** pull).top == gold
     best = max(PULLS, key=lambda pull: (right[pull].mean(), pull))
     # The strongest pull within one standard error of the best, the error of a paired difference (the
     # messages on which the two disagree): validation is small and, in a live mailbox, made of the current
