@@ -281,6 +281,95 @@ def test_replay_reproduces_stored_decisions_and_measures_a_model_against_the_use
     assert _applied(store) == applied  # replay changed nothing stored
 
 
+def _file_everything_under(target: str, stub_encoder, version: str = "h-target") -> None:
+    """Promote a head that files every message under `target`."""
+    import numpy as np
+
+    from labelrouter.models.head import LinearHead
+    from tests.conftest import registry_at
+
+    b = np.full(len(LABELS), -8.0, np.float32)
+    b[LABELS.index(target)] = 8.0
+    head = LinearHead(labels=LABELS.names, W=np.zeros((len(LABELS), stub_encoder.dim), np.float32), b=b,
+                      version=version, embedder=stub_encoder.version, thresholds={"fallback": 0.0})
+    registry = registry_at(load_settings().resolved_models_dir)
+    registry.stage(head)
+    registry.promote(version, embedder=stub_encoder.version, dim=stub_encoder.dim)
+
+
+def test_replay_apply_moves_our_label_on_untouched_mail_only_and_is_never_mined_as_a_correction(labeled,
+                                                                                                 stub_encoder):
+    store, box, _ = labeled
+    applied, target, movable = _move_some_to_one_label(store, box, 1)  # the user files one message elsewhere
+    read = next(m for m, lb in applied.items() if m not in movable and lb != target)
+    mark_read(box, read)  # and reads another: a confirmation of our label
+    sync_and_mine(store, box, LABELS, clock=Clock())
+    new_target = next(x for x in LABELS.names if x not in (LABELS.fallback, target))
+    _file_everything_under(new_target, stub_encoder)
+
+    dry = runner.invoke(app, ["replay", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert _applied(store) == applied  # without --apply nothing moves
+
+    result = runner.invoke(app, ["replay", "--apply", "--json"])
+    assert result.exit_code == 0, result.output
+    *lines, totals = [json.loads(line) for line in result.stdout.splitlines()]
+    moved = {r["message_id"] for r in lines if r.get("reapplied", {}).get("status") == "moved"}
+    left = {r["message_id"]: r["reapplied"]["detail"] for r in lines if r.get("reapplied", {}).get("status") == "left"}
+    untouched = {m for m, lb in applied.items() if m not in movable and m != read and lb != new_target}
+    assert moved == untouched and set(left) == {*movable, read}
+    assert totals["totals"]["moved"] == len(untouched)
+    now = _applied(store)
+    ours = {folder_name(n) for n in LABELS.names}
+    for mid in applied:
+        carried = set(box.label_ids(mid)) & ours
+        assert len(carried) == 1, (mid, carried)  # never two of our labels, never none
+        filed = target if mid in movable else now[mid]  # the user's move stands
+        assert carried == {folder_name(filed)}  # elsewhere the store says what the mailbox carries
+    assert {now[m] for m in moved} == {new_target}
+    assert now[movable[0]] == applied[movable[0]] and now[read] == applied[read]
+
+    synced, mined = sync_and_mine(store, box, LABELS, clock=Clock())
+    assert synced.touched == 0  # our own moves are not the user touching anything
+    assert mined.verdicts["correction"] == 1  # still only the user's one move
+    again = runner.invoke(app, ["replay", "--apply", "--json"])
+    assert json.loads(again.stdout.splitlines()[-1])["totals"]["moved"] == 0  # idempotent
+
+
+@pytest.mark.parametrize("moved_first", [False, True], ids=["before-the-move", "after-the-move"])
+def test_a_crash_inside_replay_apply_is_repaired_to_whichever_label_the_mailbox_carries(labeled, stub_encoder,
+                                                                                       monkeypatch, moved_first):
+    from labelrouter.mail.maildir import LocalMaildir as Maildir
+
+    store, box, _ = labeled
+    applied = _applied(store)
+    target = next(x for x in LABELS.names if x != LABELS.fallback)
+    _file_everything_under(target, stub_encoder)
+    real_move = Maildir.move_label
+    calls = []
+
+    def crash_on_second(self, *args, **kwargs):  # the first move lands; the process dies around the second
+        calls.append(args[0])
+        if len(calls) == 2:
+            if moved_first:
+                real_move(self, *args, **kwargs)
+            raise SystemExit("killed")
+        return real_move(self, *args, **kwargs)
+
+    monkeypatch.setattr(Maildir, "move_label", crash_on_second)
+    runner.invoke(app, ["replay", "--apply"])
+    monkeypatch.setattr(Maildir, "move_label", real_move)
+    assert [r["message_id"] for r in store.rows("applying")] == [calls[1]]  # the intent of the one cut off
+    result = runner.invoke(app, ["run", "--json"])  # the next run repairs it
+    assert result.exit_code == 0, result.output
+    assert not store.rows("applying")
+    now = _applied(store)
+    assert now[calls[0]] == target and now[calls[1]] == (target if moved_first else applied[calls[1]])
+    ours = {folder_name(n) for n in LABELS.names}
+    for mid in applied:
+        assert set(box.label_ids(mid)) & ours == {folder_name(now[mid])}
+
+
 def test_shadow_mode_touches_no_mail_and_reports_agreement_with_the_users_filing(tmp_path, stub_encoder, monkeypatch):
     monkeypatch.setenv("LABELROUTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LABELROUTER_LABELS_PATH", str(LABELS_JSON))

@@ -105,6 +105,21 @@ def test_apply_adds_one_label_and_archives_by_removing_inbox(tmp_path):
     assert len(http.request_sequence) == 3  # no modify for m2
 
 
+def test_a_re_applied_decision_moves_our_label_in_one_modify(tmp_path):
+    box, http = mailbox(tmp_path, [
+        ok({"id": "m1", "labelIds": ["Label_1", "UNREAD"]}),  # archived under Label_1 by an earlier decision
+        ok({"id": "m1", "threadId": "t1", "labelIds": ["INBOX", "Label_2", "UNREAD"]}),
+        ok({"id": "m1", "labelIds": ["INBOX", "Label_2", "UNREAD"]}),  # repeated: nothing left to do
+    ])
+    change = box.move_label("m1", "Label_1", "Label_2", archive=False, restore_inbox=True)
+    assert change.changed and change.label_ids_after == ["INBOX", "Label_2", "UNREAD"]
+    # One call: Gmail applies the add and the remove together, so the message never holds both or neither.
+    assert json.loads(http.request_sequence[1][2]) == {"addLabelIds": ["Label_2", "INBOX"],
+                                                       "removeLabelIds": ["Label_1"]}
+    assert not box.move_label("m1", "Label_1", "Label_2", archive=False, restore_inbox=True).changed
+    assert len(http.request_sequence) == 3
+
+
 def test_a_429_is_retried_after_retry_after_and_then_succeeds(tmp_path):
     waits = Waits()
     box, http = mailbox(tmp_path, [

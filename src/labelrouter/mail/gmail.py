@@ -338,6 +338,16 @@ class GmailMailbox:
         now = self._modify(message_id, [label_id], [INBOX] if archive else [], f"labeling {message_id}")
         return MailboxChange(True, before, now)
 
+    def move_label(self, message_id: str, source_id: str, target_id: str, *, archive: bool,
+                   restore_inbox: bool) -> MailboxChange:
+        """One messages.modify adds the target and removes the source: Gmail applies it atomically."""
+        before = self.label_ids(message_id)
+        add = [i for i in (target_id, INBOX if restore_inbox and not archive else None) if i and i not in before]
+        remove = [i for i in (source_id, INBOX if archive else None) if i and i in before and i != target_id]
+        if not add and not remove:
+            return MailboxChange(False, before, before)
+        return MailboxChange(True, before, self._modify(message_id, add, remove, f"re-labeling {message_id}"))
+
     def remove_label(self, message_id: str, label_id: str, *, restore_inbox: bool) -> MailboxChange:
         before = self.label_ids(message_id)
         add = [INBOX] if restore_inbox and INBOX not in before else []

@@ -92,6 +92,12 @@ class Mailbox(Protocol):
     def remove_label(self, message_id: str, label_id: str, *, restore_inbox: bool) -> MailboxChange:
         """Take a label off (idempotently); with `restore_inbox`, put the message back in the inbox first."""
 
+    def move_label(self, message_id: str, source_id: str, target_id: str, *, archive: bool,
+                   restore_inbox: bool) -> MailboxChange:
+        """Replace one of our labels by another in one atomic step (a re-applied decision): the message is
+        never seen with both labels, nor with neither; it leaves the inbox with `archive` and comes back to
+        it with `restore_inbox`. Idempotent: repeating it changes nothing."""
+
     def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
                     dry_run: bool = False) -> MailboxChange:
         """Give the message exactly this label (and archive it when asked), idempotently.

@@ -257,6 +257,32 @@ class LocalMaildir:
         after = self.label_ids(message_id)
         return MailboxChange(after != before, before, after)
 
+    def move_label(self, message_id: str, source_id: str, target_id: str, *, archive: bool,
+                   restore_inbox: bool) -> MailboxChange:
+        """The label file is renamed into the target folder (one atomic rename); the inbox link is added
+        first or removed last, so the message is always in some folder."""
+        locations = self._locations(message_id)
+        if not locations:
+            raise MailboxError(f"message {message_id!r} is not in {self.root}")
+        if not self._dir(target_id).is_dir():
+            raise MailboxError(f"label folder {target_id!r} does not exist in {self.root}")
+        before = sorted(locations)
+        source = next(iter(locations.values()))
+        if restore_inbox and INBOX not in locations:
+            os.link(source, self.root / "cur" / source.name)
+        if source_id in locations and target_id not in locations:
+            os.rename(locations[source_id], self._dir(target_id) / "cur" / locations[source_id].name)
+        elif target_id not in locations:
+            os.link(source, self._dir(target_id) / "cur" / source.name)
+        elif source_id in locations and source_id != target_id:
+            locations[source_id].unlink(missing_ok=True)
+        if archive and INBOX in locations:
+            locations[INBOX].unlink(missing_ok=True)
+        for label_id in (INBOX, source_id, target_id):
+            self._listing.pop(label_id, None)
+        after = self.label_ids(message_id)
+        return MailboxChange(after != before, before, after)
+
     def apply_label(self, message_id: str, label_id: str, *, archive: bool, known_label_ids: set[str],
                     dry_run: bool = False) -> MailboxChange:
         locations = self._locations(message_id)

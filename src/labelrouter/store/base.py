@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from labelrouter.state import ApplyResult, LabelingState
+from labelrouter.state import ApplyResult, LabelingState, Routing
 
 
 class Store(Protocol):
@@ -30,6 +30,9 @@ class Store(Protocol):
 
     def complete(self, message_id: str, applied: ApplyResult) -> bool:
         """After the mailbox changed: 'applying' becomes 'labeled' with what the mailbox carries."""
+
+    def record_reapply(self, message_id: str, routing: Routing, label_id: str) -> bool:
+        """A replayed decision about to be re-applied: an untouched labeled row becomes an intent."""
 
     def abandon_intent(self, message_id: str, error: str) -> bool:
         """An intent that can never complete: recorded as failed."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from labelrouter.state import LabelingState
+from labelrouter.state import LabelingState, Routing
 
 MAX_STORED_TEXT = 4_000  # characters of embedded text kept per message (subject + summary + body snippet)
 MAX_STORED_DOCUMENT = 8_000  # characters of a document (addresses, subject, body up to lexical.DOCUMENT_CHARS)
@@ -31,32 +31,39 @@ def labeled_row(state: LabelingState, *, status: str = "labeled", intent_label_i
         "status": status,
         "error": None,
         "intent_label_id": intent_label_id,
-        "archive_threshold": routing.archive_threshold,
         "summary": state.summary.text if state.summary and store_text else None,
         "embedded_text": state.embedded_text[:MAX_STORED_TEXT] if store_text and state.embedded_text else None,
         "document": state.document[:MAX_STORED_DOCUMENT] if store_text and state.document else None,
         "summarizer": state.summary.source if state.summary else None,
         "label_applied": applied.label,  # what the mailbox carries, which may be an earlier run's label
-        "top_label": routing.top_label,
-        "fallback": int(routing.fallback),
-        "confidence": routing.confidence,
-        "margin": routing.margin,
-        "threshold": routing.threshold,
-        "candidates": json.dumps([c.model_dump() for c in routing.candidates], ensure_ascii=False),
-        "router_weights": json.dumps(routing.router_weights, ensure_ascii=False),
-        "head_weights": json.dumps(routing.head_weights, ensure_ascii=False),
-        "final_scores": json.dumps(routing.final_scores, ensure_ascii=False),
+        **decision_columns(routing),
         "label_ids_before": json.dumps(applied.label_ids_before, ensure_ascii=False),
         "label_ids_after": json.dumps(applied.label_ids_after, ensure_ascii=False),
         "archived": int(applied.archive),
         "shadow": int(applied.status == "shadow"),
         "embedding": embedding.tobytes() if embedding is not None else None,
         "embedding_dim": int(embedding.shape[0]) if embedding is not None else None,
+        "degraded": json.dumps(state.errors, ensure_ascii=False),
+        "processed_at": utcnow(),
+    }
+
+
+def decision_columns(routing: Routing) -> dict[str, Any]:
+    """The columns that describe a decision (what the router chose and why, and which models chose it)."""
+    return {
+        "top_label": routing.top_label,
+        "fallback": int(routing.fallback),
+        "confidence": routing.confidence,
+        "margin": routing.margin,
+        "threshold": routing.threshold,
+        "archive_threshold": routing.archive_threshold,
+        "candidates": json.dumps([c.model_dump() for c in routing.candidates], ensure_ascii=False),
+        "router_weights": json.dumps(routing.router_weights, ensure_ascii=False),
+        "head_weights": json.dumps(routing.head_weights, ensure_ascii=False),
+        "final_scores": json.dumps(routing.final_scores, ensure_ascii=False),
         "encoder_version": routing.encoder_version,
         "model_version": routing.model_version,
         "labels_hash": routing.labels_hash,
-        "degraded": json.dumps(state.errors, ensure_ascii=False),
-        "processed_at": utcnow(),
     }
 
 

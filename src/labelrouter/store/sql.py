@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
-from labelrouter.state import ApplyResult, LabelingState
-from labelrouter.store.records import failed_row, labeled_row
+from labelrouter.state import ApplyResult, LabelingState, Routing
+from labelrouter.store.records import decision_columns, failed_row, labeled_row
 
 
 def migrations(backend: str = "sqlite") -> list[tuple[int, str, str]]:
@@ -78,6 +78,18 @@ class SQLStore:
         params = (applied.label, json.dumps(applied.label_ids_after, ensure_ascii=False), int(applied.archive),
                   message_id)
         return self._execute("completing a decision", sql, params) > 0
+
+    def record_reapply(self, message_id: str, routing: Routing, label_id: str) -> bool:
+        """A replayed decision about to be re-applied: an untouched labeled row becomes an 'applying' intent
+        with the new decision, `label_applied` still naming the label the mailbox carries, so the repair of
+        a crash finishes it either way (see `replay.reapply`). False when the row is not ours to change:
+        a shadow or undone decision, or one the user has touched or given feedback on."""
+        decision = decision_columns(routing)
+        sets = ", ".join(f"{c} = ?" for c in decision)
+        sql = (f"UPDATE processed_messages SET status = 'applying', intent_label_id = ?, {sets} "
+               "WHERE message_id = ? AND status = 'labeled' AND COALESCE(shadow, 0) = 0 AND undone_at IS NULL "
+               "AND touched_at IS NULL AND feedback IS NULL")
+        return self._execute("recording a re-applied decision", sql, (label_id, *decision.values(), message_id)) > 0
 
     def abandon_intent(self, message_id: str, error: str) -> bool:
         """An intent that can never complete (the message is gone): recorded as failed, with why."""
