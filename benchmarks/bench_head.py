@@ -79,8 +79,16 @@ def main() -> None:
             "document": row_document(data.rows[i])[:MAX_STORED_DOCUMENT]} for n, i in enumerate(train)])
 
         ctx = build_training_context(settings, store, labels=labels, encoder=encoder)
-        start = time.perf_counter()
-        state = run_training(ctx)
+        stages: dict[str, float] = {}
+        start = last = time.perf_counter()
+
+        def finished(node: str) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            stages[node] = round(now - last, 2)
+            last = now
+
+        state = run_training(ctx, on_node=finished)
         graph_s = time.perf_counter() - start
 
         X, y, _ = ctx.matrix(state.train_ids + state.val_ids)
@@ -112,7 +120,7 @@ def main() -> None:
     medians = {name: round(statistics.median(v), 1) for name, v in rates.items()}
     report = {
         "dataset": "20newsgroups", "examples_stored": len(train), "n_train": len(state.train_ids),
-        "n_val": len(state.val_ids), "training_graph_s": round(graph_s, 2), "decision": state.decision,
+        "n_val": len(state.val_ids), "training_graph_s": round(graph_s, 2), "stage_s": stages, "decision": state.decision,
         "dense_only_fit_s": round(dense_fit_s, 2),
         "pipeline_msgs_per_s_median": medians,
         "pipeline_ratio_to_cold_start": {name: round(v / medians["cold_start"], 3) for name, v in medians.items()},

@@ -47,6 +47,42 @@ def test_the_lexicon_weights_as_scikit_learn_does_and_ignores_unknown_terms():
     assert Lexicon.fit(["", ""]).terms == []
 
 
+def test_an_active_analysis_cache_analyses_each_document_once_and_changes_no_weight(monkeypatch):
+    import subprocess
+    import sys
+
+    from labelrouter.models import lexical
+
+    docs = [message_document(f"u{i % 3}@x.example", [], f"subject {i % 4}", f"alpha beta gamma{i % 5} delta {i}")
+            for i in range(40)]
+    fresh, fresh_rows = Lexicon.fit_transform(docs)
+    part = Lexicon.fit(docs[:30])
+    calls = []
+    real = lexical.analyze
+    monkeypatch.setattr(lexical, "analyze", lambda d: calls.append(d) or real(d))
+    cache = lexical.AnalysisCache()
+    with cache.active():
+        cached, rows = Lexicon.fit_transform(docs)  # analyses each, then names the kept terms
+        first = len(calls)
+        again, rows_again = Lexicon.fit_transform(docs[:30])  # a refit on part of them: nothing new to read
+        transformed = cached.transform(docs)
+    assert len(calls) == first <= 2 * len(docs)
+    assert cached.terms == fresh.terms
+    np.testing.assert_allclose(rows.toarray(), fresh_rows.toarray(), atol=1e-6)
+    np.testing.assert_allclose(transformed.toarray(), fresh_rows.toarray(), atol=1e-6)
+    assert again.terms == part.terms
+    with lexical.uncached():
+        cached.transform(docs[:1])
+    assert len(calls) == first + 1
+    # Hashes are per process; the vocabulary is not: a capped vocabulary breaks ties by term.
+    code = ("from labelrouter.models.lexical import Lexicon, message_document as m; import json; print(json.dumps("
+            "Lexicon.fit([m(f'u{i%3}@x', [], f's {i%4}', f'a b g{i%5} d {i}') for i in range(40)], "
+            "max_features=7).terms))")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("1", "2")}
+    assert len(seen) == 1
+
+
 def _senders(n_per=30, seed=0):
     """Three labels that only the sender's domain tells apart: the vectors are noise."""
     rng = np.random.default_rng(seed)

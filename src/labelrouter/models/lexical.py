@@ -21,8 +21,10 @@ fit, once to transform — was half of a 10,000-message retraining, and its fitt
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import getaddresses
 
@@ -98,6 +100,87 @@ def analyze(document: str) -> list[str]:
     return features
 
 
+class AnalysisCache:
+    """Each document analysed once while this cache is active (`with cache.active():`), however many
+    times it is transformed: a training run fits, calibrates, fits the pull, evaluates and refits on the
+    same documents, and analysing them is most of a lexical fit. A document is kept as its features'
+    hashes and counts (no strings); the names of the hashes a vocabulary keeps are found once and kept.
+    Bounded: the least recently used documents are dropped beyond `max_documents`."""
+
+    def __init__(self, max_documents: int = 50_000):
+        self.max_documents = max_documents
+        self._documents: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.names: dict[int, str] = {}
+
+    @contextmanager
+    def active(self) -> Iterator[AnalysisCache]:
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+    def get(self, document: str) -> tuple[np.ndarray, np.ndarray]:
+        found = self._documents.get(document)
+        if found is None:
+            found = self._documents[document] = term_hashes(document)
+            if len(self._documents) > self.max_documents:
+                self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(document)
+        return found
+
+
+_ACTIVE: ContextVar[AnalysisCache | None] = ContextVar("labelrouter_lexical_analysis", default=None)
+
+
+@contextmanager
+def uncached() -> Iterator[None]:
+    """Analyse every document afresh inside this block (e.g. to time what inference pays)."""
+    token = _ACTIVE.set(None)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def term_hashes(document: str) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique hashes of the document's features, their counts). Python's string hash: stable
+    within a process, which is all a hash lives for (vocabularies are saved as terms)."""
+    features = analyze(document)
+    hashes = np.fromiter(map(hash, features), dtype=np.int64, count=len(features))
+    unique, counts = np.unique(hashes, return_counts=True)
+    return unique, counts.astype(np.float32)
+
+
+def _analysed(documents: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    cache = _ACTIVE.get()
+    return [cache.get(d or "") if cache is not None else term_hashes(d or "") for d in documents]
+
+
+def _names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, str]:
+    """The term behind each hash in `wanted` (sorted): re-analyses only documents holding a hash not yet
+    named (by the active cache, or earlier in this walk), and stops once every one is named."""
+    cache = _ACTIVE.get()
+    known = cache.names if cache is not None else {}
+    named = np.array([int(h) in known for h in wanted.tolist()], dtype=bool)
+    found = {int(h): known[int(h)] for h in wanted[named].tolist()}
+    for document, (hashes, _) in zip(documents, analysed, strict=True):
+        if named.all():
+            break
+        pos = np.searchsorted(wanted, hashes).clip(max=len(wanted) - 1)
+        hit = (wanted[pos] == hashes) & ~named[pos]
+        if not hit.any():
+            continue
+        terms = {hash(t): t for t in analyze(document or "")}
+        for h in hashes[hit].tolist():
+            found[h] = terms[h]
+        named[pos[hit]] = True
+    if cache is not None:
+        cache.names.update(found)
+    return found
+
+
 @dataclass
 class Lexicon:
     """Vocabulary (feature → column) and IDF weights; `transform` gives L2-normalised sublinear TF-IDF."""
@@ -106,7 +189,9 @@ class Lexicon:
     idf: np.ndarray  # (len(terms),) float32
 
     def __post_init__(self) -> None:
-        self._column = {term: i for i, term in enumerate(self.terms)}
+        hashes = np.fromiter(map(hash, self.terms), dtype=np.int64, count=len(self.terms))
+        self._order = np.argsort(hashes, kind="stable")
+        self._sorted = hashes[self._order]
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -119,42 +204,38 @@ class Lexicon:
     def fit_transform(cls, documents: list[str], *, min_df: int = 2,
                       max_features: int = 100_000) -> tuple[Lexicon, sparse.csr_matrix]:
         """Terms in at least `min_df` documents (a term seen once cannot generalise; 1 when there are
-        fewer than 2 × min_df documents), the `max_features` most frequent of them, smoothed IDF
-        (as scikit-learn's: ln((1 + n) / (1 + df)) + 1); and the documents' TF-IDF rows. Each document
-        is analysed once."""
-        analysed = [Counter(analyze(d or "")) for d in documents]
-        df: Counter[str] = Counter()
-        for counts in analysed:
-            df.update(counts.keys())
+        fewer than 2 × min_df documents), the `max_features` most frequent of them (ties by term, so the
+        vocabulary does not depend on the process), smoothed IDF (as scikit-learn's:
+        ln((1 + n) / (1 + df)) + 1); and the documents' TF-IDF rows. Each document is analysed once."""
+        analysed = _analysed(documents)
+        everything = np.concatenate([h for h, _ in analysed]) if analysed else np.zeros(0, np.int64)
+        hashes, df = np.unique(everything, return_counts=True)
         floor = min_df if len(documents) >= 2 * min_df else 1
-        kept = [(n, t) for t, n in df.items() if n >= floor]
+        hashes, df = hashes[df >= floor], df[df >= floor]
+        names = _names(hashes, documents, analysed)
+        kept = [(int(n), names[h]) for h, n in zip(hashes.tolist(), df.tolist(), strict=True)]
         if len(kept) > max_features:  # most frequent first, ties by term for a stable vocabulary
             kept = sorted(kept, key=lambda nt: (-nt[0], nt[1]))[:max_features]
-        terms = sorted(t for _, t in kept)
+        kept.sort(key=lambda nt: nt[1])
         n = len(documents)
-        idf = np.array([np.log((1 + n) / (1 + df[t])) + 1.0 for t in terms], dtype=np.float32)
-        lexicon = cls(terms, idf)
+        idf = np.array([np.log((1 + n) / (1 + d)) + 1.0 for d, _ in kept], dtype=np.float32)
+        lexicon = cls([t for _, t in kept], idf)
         return lexicon, lexicon._rows(analysed)
 
     def transform(self, documents: list[str]) -> sparse.csr_matrix:
-        return self._rows([Counter(analyze(d or "")) for d in documents])
+        return self._rows(_analysed(documents))
 
-    def _rows(self, analysed: list[Counter[str]]) -> sparse.csr_matrix:
-        rows, cols, vals = [], [], []
-        column = self._column
-        for i, features in enumerate(analysed):
-            counts = {column[t]: c for t, c in features.items() if t in column}
-            if not counts:
-                continue
-            js = np.fromiter(counts, dtype=np.int64, count=len(counts))
-            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
-            weights = tf * self.idf[js]
-            weights /= np.linalg.norm(weights) or 1.0
-            rows.append(np.full(len(js), i))
-            cols.append(js)
-            vals.append(weights)
+    def _rows(self, analysed: list[tuple[np.ndarray, np.ndarray]]) -> sparse.csr_matrix:
         shape = (len(analysed), len(self.terms))
-        if not rows:
+        if not analysed or not len(self.terms):
             return sparse.csr_matrix(shape, dtype=np.float32)
-        return sparse.csr_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-                                 shape=shape)
+        hashes = np.concatenate([h for h, _ in analysed])
+        counts = np.concatenate([c for _, c in analysed])
+        rows = np.repeat(np.arange(len(analysed)), [len(h) for h, _ in analysed])
+        pos = np.searchsorted(self._sorted, hashes).clip(max=len(self._sorted) - 1)
+        known = self._sorted[pos] == hashes
+        rows, cols, counts = rows[known], self._order[pos[known]], counts[known]
+        weights = (1.0 + np.log(counts)) * self.idf[cols]
+        norms = np.sqrt(np.bincount(rows, weights=weights.astype(np.float64) ** 2, minlength=len(analysed)))
+        weights = weights / np.where(norms > 0, norms, 1.0)[rows]
+        return sparse.csr_matrix((weights.astype(np.float32), (rows, cols)), shape=shape)

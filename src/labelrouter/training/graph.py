@@ -15,9 +15,11 @@ context holds only dependencies, and the candidate head is staged until it is pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,6 +31,7 @@ from pydantic import BaseModel, Field
 from labelrouter.labels import LabelSet
 from labelrouter.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
+from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.router import Router
 from labelrouter.splits import holdout
@@ -64,6 +67,9 @@ class TrainingContext:
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
     min_coverage: float = 0.80  # ... unless that would send more than 20 % of mail to the fallback
     archive_target_precision: float = 0.97  # archiving hides mail: a stricter target for the archive threshold
+    # Each example's document analysed once per context, not once per stage (fit, calibrate, pull,
+    # evaluate, refit each transform them); the stages that read documents activate it.
+    analysis: AnalysisCache = field(default_factory=AnalysisCache)
 
     @property
     def labels(self) -> LabelSet:
@@ -162,6 +168,15 @@ def not_enough_data(state: TrainingState, runtime: Runtime[TrainingContext]) -> 
             "decision": "not trained: not enough data"}
 
 
+def _analysing(stage: Callable[[TrainingState, Runtime[TrainingContext]], dict[str, Any]]) -> Any:
+    """A stage that reads documents runs with the context's analysis cache active."""
+    @functools.wraps(stage)
+    def run(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
+        with runtime.context.analysis.active():
+            return stage(state, runtime)
+    return run
+
+
 def _fit_head(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str) -> Any:
     weights = np.array([KIND_WEIGHTS.get(r["kind"], 1.0) for r in rows])
     head = train_hybrid_head(X, documents(rows), y, embedder=ctx.encoder.version, version=version,
@@ -170,6 +185,7 @@ def _fit_head(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict
     return head
 
 
+@_analysing
 def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """The head on vectors and lexical features of the training examples; its temperature and its pull
     against the router fitted on the validation examples (`training.head`)."""
@@ -209,6 +225,7 @@ def _fit_important(head: Any, ctx: TrainingContext) -> list[str]:
     return [rows[i]["message_id"] for i in val]
 
 
+@_analysing
 def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """Current vs candidate on the same validation set, both scored by the Router at the current head's
     threshold; then refit the candidate's fallback, archive and silver-margin thresholds."""
@@ -265,6 +282,7 @@ def gate(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
     return "promote" if better and important_ok else "reject"
 
 
+@_analysing
 def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """Refit the winning candidate on every example, validation included, then promote it.
 
