@@ -195,3 +195,23 @@ def test_a_decision_names_its_rule_and_the_words_that_moved_it():
     assert "coverage ≥ 80%" in routing.rule and "0.200" in routing.rule
     cold = Router(label_set, index)
     assert "the setting fallback_threshold" in cold.explain(cold.score(X[:1]), 0).rule
+
+
+def test_validation_chooses_how_much_the_vector_counts_against_the_words():
+    from labelrouter.training.head import DENSE_SCALE, choose_dense_scale
+
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c", "d"]
+    centres = rng.normal(size=(4, DIM))
+    y = [labels[i % 4] for i in range(240)]
+    gold = np.array([i % 4 for i in range(240)])
+    # Short requests: the meaning is in the vector (overlapping clusters), the words are noise unique to
+    # each message, so a head that leans on the vector does best.
+    X = centres[gold] + rng.normal(scale=1.6, size=(240, DIM))
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    noise = [message_document(f"u{i}@mail.example", [], f"w{i} x{i}", f"y{i} z{i % 7} q{i % 5}") for i in range(240)]
+    assert choose_dense_scale(X[:160], noise[:160], y[:160], X[160:], noise[160:], y[160:], label_order=labels) == 1.0
+    # Nothing to tell the scales apart (every one is right on everything): the default.
+    X_sep = (centres[gold] / np.linalg.norm(centres[gold], axis=1, keepdims=True)).astype(np.float32)
+    assert choose_dense_scale(X_sep[:160], noise[:160], y[:160], X_sep[160:], noise[160:], y[160:],
+                              label_order=labels) == DENSE_SCALE

@@ -35,6 +35,7 @@ from labelrouter.router import Router
 from labelrouter.splits import holdout
 from labelrouter.training.head import (
     calibrate,
+    choose_dense_scale,
     fit_pull,
     refresh_label_vectors,
     train_hybrid_head,
@@ -110,6 +111,7 @@ class Evaluator:
                                    data.taxonomy.nodes, data.oos_label)
         self.train, self.val, self.test = _splits(data.rows)
         self.pulls: dict[str, list[float]] = {}  # the head's fitted pull per few-shot draw
+        self.scales: dict[int, list[float]] = {}  # the dense scale chosen per fit, by training-set size
         self.progress(f"embedding {len(data.rows)} messages")
         start = time.perf_counter()
         texts = [row_text(r) for r in data.rows]
@@ -135,9 +137,13 @@ class Evaluator:
         """The Router with the head trained on `idx` as training does: vector + lexical features, label
         vectors refreshed, the temperature and the head's pull fitted on validation."""
         X, y = self.X[idx], [self.data.rows[i]["label"] for i in idx]
+        y_val = [self.data.rows[i]["label"] for i in self.val]
+        scale = choose_dense_scale(X, self._docs(idx), y, self.X[self.val], self._docs(self.val), y_val,
+                                   label_order=self.labels.names)
+        self.scales.setdefault(len(idx), []).append(scale)
         head = train_hybrid_head(X, self._docs(idx), y, embedder=self.encoder.version, version="eval",
-                                 label_order=self.labels.names)
-        calibrate(head, self.X[self.val], self._docs(self.val), [self.data.rows[i]["label"] for i in self.val])
+                                 label_order=self.labels.names, dense_scale=scale)
+        calibrate(head, self.X[self.val], self._docs(self.val), y_val)
         head.label_vectors = refresh_label_vectors(self.index, X, y)
         fit_pull(self.router, head, self.X[self.val], self._docs(self.val), self.gold[self.val])
         return self.router.with_head(head)
@@ -275,6 +281,7 @@ class Evaluator:
             report["dense_head_train_s"] = round(time.perf_counter() - start, 2)
             report["temperature"] = trained.head.temperature  # type: ignore[attr-defined]
             report["pull"] = trained.head.pull  # type: ignore[attr-defined]
+            report["dense_scale"] = self.scales[len(train)][-1]
             report.update(self._speed(trained))
             report["speed_router_only"] = self._speed(self.router)
             report["configs"] = self._configs(trained, dense)
@@ -285,6 +292,7 @@ class Evaluator:
             report.update(self._speed(self.router))
             report["fewshot"] = self._fewshot(train, ks)
             report["pull_by_k"] = self.pulls
+            report["dense_scale_by_train_size"] = {str(n): v for n, v in self.scales.items()}
         else:
             raise ConfigError(f"unknown protocol {protocol!r}: use cold, fewshot or full")
         return report

@@ -38,8 +38,10 @@ from labelrouter.splits import holdout
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
 from labelrouter.training.head import (
+    DENSE_SCALE,
     balanced_accuracy,
     calibrate,
+    choose_dense_scale,
     fit_pull,
     refresh_label_vectors,
     train_hybrid_head,
@@ -177,11 +179,16 @@ def _analysing(stage: Callable[[TrainingState, Runtime[TrainingContext]], dict[s
     return run
 
 
-def _fit_head(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str) -> Any:
-    weights = np.array([KIND_WEIGHTS.get(r["kind"], 1.0) for r in rows])
+def _weights(rows: list[dict[str, Any]]) -> np.ndarray:
+    return np.array([KIND_WEIGHTS.get(r["kind"], 1.0) for r in rows])
+
+
+def _fit_head(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str,
+              dense_scale: float) -> Any:
     head = train_hybrid_head(X, documents(rows), y, embedder=ctx.encoder.version, version=version,
-                             sample_weight=weights, label_order=ctx.labels.names)
+                             sample_weight=_weights(rows), label_order=ctx.labels.names, dense_scale=dense_scale)
     head.label_vectors = refresh_label_vectors(ctx.router.index, X, y)
+    head.metrics = {**head.metrics, "dense_scale": dense_scale}
     return head
 
 
@@ -194,8 +201,10 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     # The version names the data: train and validation (a promoted head is refit on both).
     digest = hashlib.sha256(X.tobytes() + "\n".join(y + ["--"] + state.val_ids).encode()).hexdigest()[:8]
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
-    head = _fit_head(ctx, X, y, rows, version)
     X_val, y_val, val_rows = ctx.matrix(state.val_ids)
+    scale = choose_dense_scale(X, documents(rows), y, X_val, documents(val_rows), y_val, sample_weight=_weights(rows),
+                               label_order=ctx.labels.names)
+    head = _fit_head(ctx, X, y, rows, version, scale)
     calibrate(head, X_val, documents(val_rows), y_val)
     fit_pull(ctx.router, head, X_val, documents(val_rows), np.array([ctx.labels.index(label) for label in y_val]))
     important_val = _fit_important(head, ctx)
@@ -261,7 +270,8 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
         cand["important_balanced_accuracy"] = balanced_accuracy(candidate.important_probability(X_imp), flags)
         current_p = current.important_probability(X_imp)
         cur["important_balanced_accuracy"] = balanced_accuracy(current_p, flags) if current_p is not None else None
-    candidate.metrics = {"validation": cand, "n_train": len(state.train_ids), "n_val": len(state.val_ids),
+    candidate.metrics = {"dense_scale": candidate.metrics.get("dense_scale", DENSE_SCALE), "validation": cand,
+                         "n_train": len(state.train_ids), "n_val": len(state.val_ids),
                          "fallback_policy": policy}
     ctx.registry.stage(candidate)
     return {"current_version": current.version, "metrics": {"current": cur, "candidate": cand}}
@@ -295,7 +305,7 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     version = str(state.candidate_version)
     candidate = ctx.registry.staged(version, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     X, y, rows = ctx.matrix(state.train_ids + state.val_ids)
-    refit = _fit_head(ctx, X, y, rows, version)
+    refit = _fit_head(ctx, X, y, rows, version, float(candidate.metrics.get("dense_scale", DENSE_SCALE)))
     for name in ("temperature", "pull", "thresholds", "metrics", "created_at", "important_w", "important_b"):
         setattr(refit, name, getattr(candidate, name))
     # What the next run's gate must not judge this head on: it has learned those examples.
