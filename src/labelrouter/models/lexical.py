@@ -172,9 +172,12 @@ def _names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.nda
         hit = (wanted[pos] == hashes) & ~named[pos]
         if not hit.any():
             continue
-        terms = {hash(t): t for t in analyze(document or "")}
-        for h in hashes[hit].tolist():
-            found[h] = terms[h]
+        features = analyze(document or "")
+        feature_hashes = np.fromiter(map(hash, features), dtype=np.int64, count=len(features))
+        needed = hashes[hit]
+        first = np.unique(feature_hashes, return_index=True)  # each hash's first feature
+        where = first[1][np.searchsorted(first[0], needed)]
+        found.update(zip(needed.tolist(), (features[i] for i in where.tolist()), strict=True))
         named[pos[hit]] = True
     if cache is not None:
         cache.names.update(found)
