@@ -27,7 +27,7 @@ from labelrouter.models.lexical import Lexicon
 
 DENSE_SCALE = 0.5
 DENSE_SCALES = (0.25, 0.5, 1.0)  # chosen per mailbox on validation (`choose_dense_scale`)
-SELECT_AT_MOST = 2_000  # training examples the scale is chosen with: a choice, not the model, so a sample
+SELECT_AT_MOST = 4_000  # training examples the scale is chosen with: a choice, not the model, so a sample
 SVM_C = 0.5
 PULLS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # head weight = p ** pull; fitted on validation
 
