@@ -29,7 +29,7 @@ from labelrouter.metrics import decision_metrics, fallback_policy, router_metric
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import AnalysisCache, uncached
+from labelrouter.models.lexical import AnalysisCache, prepare, uncached
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.router import Router
 from labelrouter.splits import holdout
@@ -138,6 +138,7 @@ class Evaluator:
         vectors refreshed, the temperature and the head's pull fitted on validation."""
         X, y = self.X[idx], [self.data.rows[i]["label"] for i in idx]
         y_val = [self.data.rows[i]["label"] for i in self.val]
+        prepare(self._docs(idx))
         scale = choose_dense_scale(X, self._docs(idx), y, self.X[self.val], self._docs(self.val), y_val,
                                    label_order=self.labels.names)
         self.scales.setdefault(len(idx), []).append(scale)

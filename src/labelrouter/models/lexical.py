@@ -153,6 +153,17 @@ def term_hashes(document: str) -> tuple[np.ndarray, np.ndarray]:
     return unique, counts.astype(np.float32)
 
 
+def prepare(documents: list[str], min_df: int = 2) -> None:
+    """With a cache active: analyse `documents` and name, in one walk, every term in at least `min_df` of
+    them, so the fits that follow on any part of them (a sample, a split, all) find their vocabulary
+    named instead of each walking the documents again."""
+    if _ACTIVE.get() is None or not documents:
+        return
+    analysed = _analysed(documents)
+    hashes, df = np.unique(np.concatenate([h for h, _ in analysed]), return_counts=True)
+    _names(hashes[df >= min_df], documents, analysed)
+
+
 def _analysed(documents: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     cache = _ACTIVE.get()
     return [cache.get(d or "") if cache is not None else term_hashes(d or "") for d in documents]
@@ -160,12 +171,13 @@ def _analysed(documents: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, str]:
     """The term behind each hash in `wanted` (sorted): re-analyses only documents holding a hash not yet
-    named (by the active cache, or earlier in this walk), and stops once every one is named."""
+    named (by the active cache, or earlier in this walk), and stops once every one is named. Newest
+    (last) documents first: a refit's new terms are in the examples added last."""
     cache = _ACTIVE.get()
     known = cache.names if cache is not None else {}
     named = np.array([int(h) in known for h in wanted.tolist()], dtype=bool)
     found = {int(h): known[int(h)] for h in wanted[named].tolist()}
-    for document, (hashes, _) in zip(documents, analysed, strict=True):
+    for document, (hashes, _) in zip(reversed(documents), reversed(analysed), strict=True):
         if named.all():
             break
         pos = np.searchsorted(wanted, hashes).clip(max=len(wanted) - 1)

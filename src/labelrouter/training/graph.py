@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from labelrouter.labels import LabelSet
 from labelrouter.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
-from labelrouter.models.lexical import AnalysisCache
+from labelrouter.models.lexical import AnalysisCache, prepare
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.router import Router
 from labelrouter.splits import holdout
@@ -202,6 +202,7 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     digest = hashlib.sha256(X.tobytes() + "\n".join(y + ["--"] + state.val_ids).encode()).hexdigest()[:8]
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
     X_val, y_val, val_rows = ctx.matrix(state.val_ids)
+    prepare(documents(rows) + documents(val_rows))  # the scale choice, the fit and the refit share one vocabulary walk
     scale = choose_dense_scale(X, documents(rows), y, X_val, documents(val_rows), y_val, sample_weight=_weights(rows),
                                label_order=ctx.labels.names)
     head = _fit_head(ctx, X, y, rows, version, scale)
