@@ -198,20 +198,23 @@ def test_a_decision_names_its_rule_and_the_words_that_moved_it():
 
 
 def test_validation_chooses_how_much_the_vector_counts_against_the_words():
-    from labelrouter.training.head import DENSE_SCALE, choose_dense_scale
+    from labelrouter.training.head import DENSE_SCALE, DENSE_SCALES, choose_dense_scale, clear_winner
 
+    # The rule: away from the default only by more than the paired standard error.
+    default = np.array([True] * 60 + [False] * 40)
+    clearly = np.array([True] * 80 + [False] * 20)  # +20 points, 20 discordant: SE 4.5 points
+    barely = default.copy()  # +2 points: 7 more right, 5 fewer; 12 discordant, SE 3.5 points: noise
+    barely[:5] = False
+    barely[60:67] = True
+    assert clear_winner({0.25: default, 0.5: default, 1.0: clearly}, 0.5) == 1.0
+    assert clear_winner({0.25: barely, 0.5: default, 1.0: default}, 0.5) == 0.5
+    # Wired up: a scale from the grid, and the default where every scale is right on everything.
     rng = np.random.default_rng(3)
     labels = ["a", "b", "c", "d"]
     centres = rng.normal(size=(4, DIM))
-    y = [labels[i % 4] for i in range(240)]
     gold = np.array([i % 4 for i in range(240)])
-    # Short requests: the meaning is in the vector (overlapping clusters), the words are noise unique to
-    # each message, so a head that leans on the vector does best.
-    X = centres[gold] + rng.normal(scale=1.6, size=(240, DIM))
-    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    y = [labels[g] for g in gold]
+    X = (centres[gold] / np.linalg.norm(centres[gold], axis=1, keepdims=True)).astype(np.float32)
     noise = [message_document(f"u{i}@mail.example", [], f"w{i} x{i}", f"y{i} z{i % 7} q{i % 5}") for i in range(240)]
-    assert choose_dense_scale(X[:160], noise[:160], y[:160], X[160:], noise[160:], y[160:], label_order=labels) == 1.0
-    # Nothing to tell the scales apart (every one is right on everything): the default.
-    X_sep = (centres[gold] / np.linalg.norm(centres[gold], axis=1, keepdims=True)).astype(np.float32)
-    assert choose_dense_scale(X_sep[:160], noise[:160], y[:160], X_sep[160:], noise[160:], y[160:],
-                              label_order=labels) == DENSE_SCALE
+    assert choose_dense_scale(X[:160], noise[:160], y[:160], X[160:], noise[160:], y[160:],
+                              label_order=labels) == DENSE_SCALE in DENSE_SCALES
