@@ -103,10 +103,13 @@ def test_batched_labeling_matches_one_by_one(ctx, settings):
     labeler = Labeler(ctx, settings, chunk_size=8)
     messages = [parse_message(raw) for _, raw in sample_messages()[:12]]
     batched = labeler.label_many(messages)
+    # Padding a batch changes the arithmetic, not the answer: fp32 agrees to ~1e-6; bf16 (auto-enabled
+    # where the CPU has AVX512-BF16 or AMX) carries ~3 significant digits, so confidences move by ~1e-3.
+    tolerance = 1e-2 if ctx.encoder.use_bf16 else 1e-3
     for message, result in zip(messages, batched, strict=True):
         single = labeler.label(message)["routing"]
         assert result["routing"].label == single.label
-        assert result["routing"].confidence == pytest.approx(single.confidence, abs=1e-3)
+        assert result["routing"].confidence == pytest.approx(single.confidence, abs=tolerance)
 
 
 def test_graph_can_be_extended_with_a_node(ctx):
