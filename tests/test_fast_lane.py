@@ -88,35 +88,6 @@ def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_
     assert third.decision != "not trained: nothing new" and third.metrics["candidate"]["judged_on"] >= 10
 
 
-def test_the_dense_scale_is_chosen_again_only_once_the_training_set_has_grown(tmp_path, stub_encoder, settings,
-                                                                               monkeypatch):
-    from labelrouter.labels import load_label_set
-    from labelrouter.training import graph
-
-    chosen = []
-    real = graph.choose_dense_scale
-    monkeypatch.setattr(graph, "choose_dense_scale", lambda *a, **k: chosen.append(len(a[2])) or real(*a, **k))
-    store = open_store(settings)
-    names = load_label_set(LABELS_JSON).names[:4]
-    store.add_examples(separable_examples(stub_encoder, names, per_label=12))  # 48: 40 train, 8 validation
-    assert run_training(build_training_context(settings, store)).promoted
-    head = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version, dim=stub_encoder.dim)
-    assert len(chosen) == 1 and head.metrics["dense_scale_chosen_on"] == chosen[0]  # kept by the refit
-
-    def add(n: int, tag: str) -> None:
-        rows = separable_examples(stub_encoder, names, per_label=12 + n)[-n * len(names):]
-        for i, row in enumerate(rows):
-            row["example_id"] = f"gold:{tag}:{i}"
-        store.add_examples(rows)
-
-    add(2, "a")  # 56 examples: under 1.5 × what the scale was chosen on
-    run_training(build_training_context(settings, store))
-    assert len(chosen) == 1
-    add(8, "b")  # 88: grown by more than half
-    run_training(build_training_context(settings, store))
-    assert len(chosen) == 2 and chosen[1] >= 1.5 * chosen[0]
-
-
 def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, stub_encoder, settings):
     """State carries ids and versions only, so a run stopped after train_head resumes in a new graph
     object from its checkpoint and promotes what was staged."""

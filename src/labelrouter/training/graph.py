@@ -69,7 +69,6 @@ class TrainingContext:
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
     min_coverage: float = 0.80  # ... unless that would send more than 20 % of mail to the fallback
     archive_target_precision: float = 0.97  # archiving hides mail: a stricter target for the archive threshold
-    rechoose_growth: float = 1.5  # the dense scale is chosen again once the training set is this much larger
     # Each example's document analysed once per context, not once per stage (fit, calibrate, pull,
     # evaluate, refit each transform them); the stages that read documents activate it.
     analysis: AnalysisCache = field(default_factory=AnalysisCache)
@@ -193,20 +192,6 @@ def _fit_head(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict
     return head
 
 
-def _dense_scale(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], X_val: np.ndarray,
-                 y_val: list[str], val_rows: list[dict[str, Any]]) -> tuple[float, int]:
-    """(scale, training examples it was chosen on). The current head's, until the training set has grown
-    by `rechoose_growth` since it was chosen: the scale says what kind of mail this is, which changes
-    slowly, and its three trials are a third of a run. Otherwise chosen again on validation."""
-    current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    chosen_on = current.metrics.get("dense_scale_chosen_on")
-    if chosen_on and "dense_scale" in current.metrics and len(y) < ctx.rechoose_growth * int(chosen_on):
-        return float(current.metrics["dense_scale"]), int(chosen_on)
-    scale = choose_dense_scale(X, documents(rows), y, X_val, documents(val_rows), y_val, sample_weight=_weights(rows),
-                               label_order=ctx.labels.names)
-    return scale, len(y)
-
-
 @_analysing
 def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """The head on vectors and lexical features of the training examples; its temperature and its pull
@@ -218,9 +203,9 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
     X_val, y_val, val_rows = ctx.matrix(state.val_ids)
     prepare(documents(rows) + documents(val_rows))  # the scale choice, the fit and the refit share one vocabulary walk
-    scale, chosen_on = _dense_scale(ctx, X, y, rows, X_val, y_val, val_rows)
+    scale = choose_dense_scale(X, documents(rows), y, X_val, documents(val_rows), y_val, sample_weight=_weights(rows),
+                               label_order=ctx.labels.names)
     head = _fit_head(ctx, X, y, rows, version, scale)
-    head.metrics["dense_scale_chosen_on"] = chosen_on
     calibrate(head, X_val, documents(val_rows), y_val)
     fit_pull(ctx.router, head, X_val, documents(val_rows), np.array([ctx.labels.index(label) for label in y_val]))
     important_val = _fit_important(head, ctx)
@@ -286,8 +271,7 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
         cand["important_balanced_accuracy"] = balanced_accuracy(candidate.important_probability(X_imp), flags)
         current_p = current.important_probability(X_imp)
         cur["important_balanced_accuracy"] = balanced_accuracy(current_p, flags) if current_p is not None else None
-    candidate.metrics = {"dense_scale": candidate.metrics.get("dense_scale", DENSE_SCALE),
-                         "dense_scale_chosen_on": candidate.metrics.get("dense_scale_chosen_on"), "validation": cand,
+    candidate.metrics = {"dense_scale": candidate.metrics.get("dense_scale", DENSE_SCALE), "validation": cand,
                          "n_train": len(state.train_ids), "n_val": len(state.val_ids),
                          "fallback_policy": policy}
     ctx.registry.stage(candidate)
