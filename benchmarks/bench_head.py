@@ -5,8 +5,9 @@ with no head, the dense-only head and the vector + lexical head, in one run.
    vectors, documents and embedded text — the vectors from the eval embedding cache when an earlier
    `labelrouter eval` (or this benchmark) left them there, else embedded now (≈ 25 min for 20newsgroups);
 2. times the real training graph (`labelrouter train`) on them: the head fit on 80 %, its temperature and
-   pull fitted on the newest 20 %, evaluation, and the refit on all of them at promotion; and the
-   dense-only logistic-regression fit on the same rows, for comparison;
+   pull fitted on the newest 20 %, evaluation, and the refit on all of them at promotion; then the nightly
+   case, in a second store: trained on the oldest 90 %, retrained (timed) once the newest 10 % arrived; and
+   the dense-only logistic-regression fit on the same rows, for comparison;
 3. labels `--messages` test messages through the inference graph (decide mode: embedding included) with
    the cold-start head, the dense-only head and the promoted head, repeated `--repeats` times in
    alternation; reports the median messages/s of each and their ratios (timings are noisy here).
@@ -68,15 +69,16 @@ def main() -> None:
         labels_json = Path(tmp) / "labels.json"
         labels_json.write_text(json.dumps(labels.to_json()))
         settings = load_settings(home=Path(tmp) / "home", labels_path=labels_json, encoder_autocast="off")
-        store = open_store(settings)
-        store.add_examples([{
+        examples = [{
             "example_id": f"import:20ng:{data.rows[i]['id']}", "message_id": str(data.rows[i]["id"]),
             "label": data.rows[i]["label"], "kind": "gold", "rejected_label": None, "source": "import:20ng",
             "split": "train", "subject": str(data.rows[i].get("subject") or "")[:500],
             "embedding": X_all[i].astype("<f4").tobytes(), "embedding_dim": encoder.dim,
             "encoder_version": encoder.version, "occurred_at": data.rows[i].get("date") or f"#{n:09d}",
             "created_at": utcnow(), "embedded_text": row_text(data.rows[i])[:MAX_STORED_TEXT],
-            "document": row_document(data.rows[i])[:MAX_STORED_DOCUMENT]} for n, i in enumerate(train)])
+            "document": row_document(data.rows[i])[:MAX_STORED_DOCUMENT]} for n, i in enumerate(train)]
+        store = open_store(settings)
+        store.add_examples(examples)
 
         ctx = build_training_context(settings, store, labels=labels, encoder=encoder)
         stages: dict[str, float] = {}
@@ -90,6 +92,16 @@ def main() -> None:
 
         state = run_training(ctx, on_node=finished)
         graph_s = time.perf_counter() - start
+
+        # The nightly case: a head trained on the oldest 90 %, then a retraining once the newest 10 % arrived.
+        nightly = settings.model_copy(update={"home": Path(tmp) / "nightly"})
+        nightly_store = open_store(nightly)
+        nightly_store.add_examples(examples[: len(examples) * 9 // 10])
+        run_training(build_training_context(nightly, nightly_store, labels=labels, encoder=encoder))
+        nightly_store.add_examples(examples[len(examples) * 9 // 10 :])
+        start = time.perf_counter()
+        retrained = run_training(build_training_context(nightly, nightly_store, labels=labels, encoder=encoder))
+        retrain_s = time.perf_counter() - start
 
         X, y, _ = ctx.matrix(state.train_ids + state.val_ids)
         start = time.perf_counter()
@@ -121,6 +133,7 @@ def main() -> None:
     report = {
         "dataset": "20newsgroups", "examples_stored": len(train), "n_train": len(state.train_ids),
         "n_val": len(state.val_ids), "training_graph_s": round(graph_s, 2), "stage_s": stages, "decision": state.decision,
+        "retraining_after_10_percent_more_s": round(retrain_s, 2), "retraining_decision": retrained.decision,
         "dense_only_fit_s": round(dense_fit_s, 2),
         "pipeline_msgs_per_s_median": medians,
         "pipeline_ratio_to_cold_start": {name: round(v / medians["cold_start"], 3) for name, v in medians.items()},
