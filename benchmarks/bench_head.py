@@ -42,7 +42,7 @@ from labelrouter.store import open_store  # noqa: E402
 from labelrouter.store.records import MAX_STORED_DOCUMENT, MAX_STORED_TEXT, utcnow  # noqa: E402
 from labelrouter.training import build_training_context, run_training  # noqa: E402
 from labelrouter.training.head import refresh_label_vectors, train_linear_head  # noqa: E402
-from labelrouter.training.importer import read_labeled_set, row_document, row_message, row_text  # noqa: E402
+from labelrouter.training.importer import read_labeled_set, row_message, row_text_and_document  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "20newsgroups"
@@ -59,7 +59,8 @@ def main() -> None:
 
     data = read_labeled_set(DATA / "messages.jsonl.gz", DATA / "taxonomy.json")
     encoder = load_encoder(None, "cpu", "off", 64)
-    X_all = cached_embeddings(encoder, [row_text(r) for r in data.rows], args.cache)
+    texts, documents = zip(*(row_text_and_document(r) for r in data.rows), strict=True)
+    X_all = cached_embeddings(encoder, list(texts), args.cache)
     train = [i for i, r in enumerate(data.rows) if r.get("split") == "train"]
     train = time_order(train, [data.rows[i].get("date") for i in train])[: args.n]
     test = [i for i, r in enumerate(data.rows) if r.get("split") == "test"][: args.messages]
@@ -75,8 +76,8 @@ def main() -> None:
             "split": "train", "subject": str(data.rows[i].get("subject") or "")[:500],
             "embedding": X_all[i].astype("<f4").tobytes(), "embedding_dim": encoder.dim,
             "encoder_version": encoder.version, "occurred_at": data.rows[i].get("date") or f"#{n:09d}",
-            "created_at": utcnow(), "embedded_text": row_text(data.rows[i])[:MAX_STORED_TEXT],
-            "document": row_document(data.rows[i])[:MAX_STORED_DOCUMENT]} for n, i in enumerate(train)]
+            "created_at": utcnow(), "embedded_text": texts[i][:MAX_STORED_TEXT],
+            "document": documents[i][:MAX_STORED_DOCUMENT]} for n, i in enumerate(train)]
         store = open_store(settings)
         store.add_examples(examples)
 
