@@ -29,18 +29,11 @@ from labelrouter.metrics import decision_metrics, fallback_policy, router_metric
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import AnalysisCache, prepare, uncached
+from labelrouter.models.lexical import AnalysisCache, uncached
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.router import Router
 from labelrouter.splits import holdout
-from labelrouter.training.head import (
-    calibrate,
-    choose_dense_scale,
-    fit_pull,
-    refresh_label_vectors,
-    train_hybrid_head,
-    train_linear_head,
-)
+from labelrouter.training.head import fit_head, refresh_label_vectors, train_linear_head
 from labelrouter.training.importer import LabeledSet, row_text, row_text_and_document
 
 TARGET_PRECISION = 0.90
@@ -134,17 +127,10 @@ class Evaluator:
     def _fit(self, idx: list[int]) -> Router:
         """The Router with the head trained on `idx` as training does: vector + lexical features, label
         vectors refreshed, the temperature and the head's pull fitted on validation."""
-        X, y = self.X[idx], [self.data.rows[i]["label"] for i in idx]
-        y_val = [self.data.rows[i]["label"] for i in self.val]
-        prepare(self._docs(idx))
-        scale = choose_dense_scale(X, self._docs(idx), y, self.X[self.val], self._docs(self.val), y_val,
-                                   label_order=self.labels.names)
-        self.scales.setdefault(len(idx), []).append(scale)
-        head = train_hybrid_head(X, self._docs(idx), y, embedder=self.encoder.version, version="eval",
-                                 label_order=self.labels.names, dense_scale=scale)
-        calibrate(head, self.X[self.val], self._docs(self.val), y_val)
-        head.label_vectors = refresh_label_vectors(self.index, X, y)
-        fit_pull(self.router, head, self.X[self.val], self._docs(self.val), self.gold[self.val])
+        head = fit_head(self.router, self.X[idx], self._docs(idx), [self.data.rows[i]["label"] for i in idx],
+                        self.X[self.val], self._docs(self.val), [self.data.rows[i]["label"] for i in self.val],
+                        embedder=self.encoder.version, version="eval")
+        self.scales.setdefault(len(idx), []).append(head.metrics["dense_scale"])
         return self.router.with_head(head)
 
     def _fit_dense(self, idx: list[int]) -> Router:

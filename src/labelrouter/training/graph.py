@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from labelrouter.labels import LabelSet
 from labelrouter.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
-from labelrouter.models.lexical import AnalysisCache, prepare
+from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.router import Router
 from labelrouter.splits import holdout
@@ -40,9 +40,7 @@ from labelrouter.store.records import decode_embedding
 from labelrouter.training.head import (
     DENSE_SCALE,
     balanced_accuracy,
-    calibrate,
-    choose_dense_scale,
-    fit_pull,
+    fit_head,
     refresh_label_vectors,
     train_hybrid_head,
     train_important,
@@ -202,12 +200,9 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     digest = hashlib.sha256(X.tobytes() + "\n".join(y + ["--"] + state.val_ids).encode()).hexdigest()[:8]
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
     X_val, y_val, val_rows = ctx.matrix(state.val_ids)
-    prepare(documents(rows) + documents(val_rows))  # the scale choice, the fit and the refit share one vocabulary walk
-    scale = choose_dense_scale(X, documents(rows), y, X_val, documents(val_rows), y_val, sample_weight=_weights(rows),
-                               label_order=ctx.labels.names)
-    head = _fit_head(ctx, X, y, rows, version, scale)
-    calibrate(head, X_val, documents(val_rows), y_val)
-    fit_pull(ctx.router, head, X_val, documents(val_rows), np.array([ctx.labels.index(label) for label in y_val]))
+    # The refit at promotion finds this run's vocabulary already named (the context's analysis cache).
+    head = fit_head(ctx.router, X, documents(rows), y, X_val, documents(val_rows), y_val,
+                    embedder=ctx.encoder.version, version=version, sample_weight=_weights(rows))
     important_val = _fit_important(head, ctx)
     ctx.registry.stage(head)
     return {"candidate_version": version, "important_val_ids": important_val}

@@ -23,7 +23,7 @@ import numpy as np
 from labelrouter.errors import LabelRouterError
 from labelrouter.models.head import LinearHead
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import Lexicon
+from labelrouter.models.lexical import Lexicon, prepare
 
 DENSE_SCALE = 0.5
 DENSE_SCALES = (0.25, 0.5, 1.0)  # chosen per mailbox on validation (`choose_dense_scale`)
@@ -139,6 +139,25 @@ def clear_winner(right: dict[float, np.ndarray], default: float) -> float:
     discordant = int(np.sum(right[best] != right[default]))
     margin = right[best].mean() - right[default].mean()
     return best if margin > np.sqrt(discordant) / max(1, len(right[best])) else default
+
+
+def fit_head(router: Any, X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,
+             documents_val: list[str], y_val: list[str], *, embedder: str, version: str,
+             sample_weight: np.ndarray | None = None) -> LinearHead:
+    """A candidate head as a training run fits it, in one place for the training graph and `eval`: the
+    dense scale chosen on validation, the head fit on the training examples with its label vectors
+    refreshed, then its temperature and its pull against `router` (a `Router`) fitted on validation."""
+    prepare(documents + documents_val)  # the scale trials and the fit share one vocabulary walk
+    label_order = router.labels.names
+    scale = choose_dense_scale(X, documents, y, X_val, documents_val, y_val, sample_weight=sample_weight,
+                               label_order=label_order)
+    head = train_hybrid_head(X, documents, y, embedder=embedder, version=version, sample_weight=sample_weight,
+                             label_order=label_order, dense_scale=scale)
+    head.label_vectors = refresh_label_vectors(router.index, X, y)
+    head.metrics = {**head.metrics, "dense_scale": scale}
+    calibrate(head, X_val, documents_val, y_val)
+    fit_pull(router, head, X_val, documents_val, np.array([router.labels.index(name) for name in y_val]))
+    return head
 
 
 def calibrate(head: LinearHead, X: np.ndarray, documents: list[str] | None, y: list[str]) -> float:
