@@ -123,14 +123,17 @@ def reapply(report: ReplayReport, store: Store, mailbox: Mailbox, mailbox_ids: d
     own, so a later sync sees the label we left, never a user's correction. A crash between the two leaves
     an intent the next `run` repairs to whichever label the mailbox carries.
     """
+    changed = [row for row in report.rows
+               if row.error is None and row.old_label is not None and row.new_label not in (None, row.old_label)]
+    decided = {r["message_id"]: r for r in store.rows("labeled")}  # one read of the store and of the mailbox
+    refused = {row.message_id: _not_ours(decided.get(row.message_id)) for row in changed}
+    states = mailbox.states([message_id for message_id, why in refused.items() if why is None])
     done = []
-    for row in report.rows:
-        if row.error is not None or row.new_label in (None, row.old_label) or row.old_label is None:
-            continue
+    for row in changed:
         base = {"message_id": row.message_id, "old_label": row.old_label, "new_label": row.new_label}
-        stored = store.get(row.message_id)
-        why = _not_ours(stored)
-        state = mailbox.states([row.message_id]).get(row.message_id) if why is None else None
+        stored = decided.get(row.message_id)
+        why = refused[row.message_id]
+        state = states.get(row.message_id)
         if why is None and state is None:
             why = "the message has left the mailbox"
         if why is None and filing(list(state.label_ids)) != filing(stored_ids(stored["label_ids_after"])):
