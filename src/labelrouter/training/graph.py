@@ -181,12 +181,12 @@ def _weights(rows: list[dict[str, Any]]) -> np.ndarray:
     return np.array([KIND_WEIGHTS.get(r["kind"], 1.0) for r in rows])
 
 
-def _fit_head(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str,
-              dense_scale: float) -> Any:
+def _refit(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str,
+           dense_scale: float) -> Any:
+    """The promoted head fit again, at the candidate's scale, on every example (`promote`)."""
     head = train_hybrid_head(X, documents(rows), y, embedder=ctx.encoder.version, version=version,
                              sample_weight=_weights(rows), label_order=ctx.labels.names, dense_scale=dense_scale)
     head.label_vectors = refresh_label_vectors(ctx.router.index, X, y)
-    head.metrics = {**head.metrics, "dense_scale": dense_scale}
     return head
 
 
@@ -301,7 +301,7 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     version = str(state.candidate_version)
     candidate = ctx.registry.staged(version, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     X, y, rows = ctx.matrix(state.train_ids + state.val_ids)
-    refit = _fit_head(ctx, X, y, rows, version, float(candidate.metrics.get("dense_scale", DENSE_SCALE)))
+    refit = _refit(ctx, X, y, rows, version, float(candidate.metrics.get("dense_scale", DENSE_SCALE)))
     for name in ("temperature", "pull", "thresholds", "metrics", "created_at", "important_w", "important_b"):
         setattr(refit, name, getattr(candidate, name))
     # What the next run's gate must not judge this head on: it has learned those examples.

@@ -136,9 +136,14 @@ def clear_winner(right: dict[float, np.ndarray], default: float) -> float:
     paired difference (the examples on which the two disagree), as for the pull. A live mailbox's
     validation is a few dozen of the current model's mistakes; there a near-tie is noise."""
     best = max(right, key=lambda setting: (right[setting].mean(), setting == default))
-    discordant = int(np.sum(right[best] != right[default]))
     margin = right[best].mean() - right[default].mean()
-    return best if margin > np.sqrt(discordant) / max(1, len(right[best])) else default
+    return best if margin > paired_standard_error(right[best], right[default]) else default
+
+
+def paired_standard_error(right_a: np.ndarray, right_b: np.ndarray) -> float:
+    """The standard error of the difference in accuracy of two settings judged on the same examples:
+    √(examples on which they disagree) / examples."""
+    return float(np.sqrt(np.sum(right_a != right_b)) / max(1, len(right_a)))
 
 
 def fit_head(router: Any, X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,
@@ -205,8 +210,7 @@ def fit_pull(router: Any, head: LinearHead, X: np.ndarray, documents: list[str] 
     # model's own mistakes, so a weaker pull must win clearly before the head is muted; on a large
     # validation set nearby pulls disagree on few messages and the best is taken.
     def within(pull: float) -> bool:
-        discordant = int(np.sum(right[pull] != right[best]))
-        return right[best].mean() - right[pull].mean() <= np.sqrt(discordant) / len(gold)
+        return right[best].mean() - right[pull].mean() <= paired_standard_error(right[pull], right[best])
 
     head.pull = max(pull for pull in PULLS if within(pull))
     return head.pull
