@@ -109,3 +109,31 @@ def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, s
     final = resumed.invoke(None, config, context=build_training_context(settings, store))
     assert final["promoted"] and final["candidate_version"] == paused.values["candidate_version"]
     assert registry_at(settings.resolved_models_dir).current_version() == final["candidate_version"]
+
+
+def test_validation_is_what_the_current_head_has_not_learned_and_a_tie_goes_to_the_candidate(tmp_path, stub_encoder,
+                                                                                             settings):
+    """After a promotion, the next run validates on examples the current head never saw and trains the
+    candidate on everything it did see, so the two are judged fairly — and a candidate that knows more
+    wins a tie."""
+    from types import SimpleNamespace
+
+    from labelrouter.labels import load_label_set
+    from labelrouter.training.graph import TrainingState, gate
+
+    store = open_store(settings)
+    names = load_label_set(LABELS_JSON).names[:4]
+    first = separable_examples(stub_encoder, names, per_label=30)
+    store.add_examples([e for e in first if int(e["example_id"].rsplit(":", 1)[-1]) < 20])
+    assert run_training(build_training_context(settings, store)).promoted
+    learned = {e["example_id"] for e in store.examples(stub_encoder.version)}
+    store.add_examples([e for e in first if int(e["example_id"].rsplit(":", 1)[-1]) >= 20])
+    state = run_training(build_training_context(settings, store))
+    assert state.val_unlearned and set(state.val_ids).isdisjoint(learned) and len(state.val_ids) == 24
+    assert learned <= set(state.train_ids)
+    runtime = SimpleNamespace(context=SimpleNamespace(promote_margin=0.01))
+    tie = {"current": {"top1": 0.8}, "candidate": {"top1": 0.8}}
+    assert gate(TrainingState(metrics=tie, val_unlearned=True), runtime) == "promote"
+    assert gate(TrainingState(metrics=tie, val_unlearned=False), runtime) == "reject"
+    worse = {"current": {"top1": 0.8}, "candidate": {"top1": 0.79}}
+    assert gate(TrainingState(metrics=worse, val_unlearned=True), runtime) == "reject"

@@ -41,6 +41,18 @@ def test_the_stream_learns_from_corrections_through_the_real_loop(tmp_path, stub
     assert 0.0 <= report["coverage"] <= 1.0
 
 
+def test_the_user_reads_what_they_look_at_so_right_labels_become_confirmations(tmp_path, stub_encoder):
+    taxonomy = LabelSet(tuple(Label(name, None, "") for name in TOPICS))
+    data = LabeledSet("toy", taxonomy, _rows(90))
+    (tmp_path / "reads").mkdir(), (tmp_path / "no-reads").mkdir()
+    reading = run_stream(data, stub_encoder, tmp_path / "reads", StreamConfig(train_every=30))
+    assert reading["reads"] and reading["examples"]["confirmation"] > 0
+    # Every message looked at (R = 1.0) is an example: confirmed where it was right, corrected where not.
+    assert sum(reading["examples"].values()) == 90 and reading["examples"]["correction"] == reading["corrections"]
+    not_reading = run_stream(data, stub_encoder, tmp_path / "no-reads", StreamConfig(train_every=30, reads=False))
+    assert set(not_reading["examples"]) == {"correction"}
+
+
 def test_eval_protocol_stream_writes_its_report_and_curve(tmp_path, stub_encoder):
     import json
 

@@ -1,8 +1,10 @@
 """The stream evaluation through the real loop (`labelrouter eval --protocol stream`).
 
 Messages in date order are delivered, `train_every` at a time, into a fresh local Maildir and labeled by
-the real `run` path (graph, store, mailbox). "The user" then moves each wrongly labeled message (the
-fallback counts as wrong) to its true label with probability R; the real sync, mining and training graph
+the real `run` path (graph, store, mailbox). "The user" then looks at each message with probability R,
+as a person reads their mail: a wrong label (the fallback counts as wrong) they move to the true one, a
+right one they leave, the message read — a confirmation to mining, as in a real mailbox (`reads=False`:
+they open only the wrong ones, so training sees corrections alone); the real sync, mining and training graph
 run; the next messages are labeled by whatever was promoted. Reported: prequential accuracy (each
 message judged before anything learned from it) overall and per window, coverage (non-fallback share),
 the share of corrections whose true label the router did not even retrieve, silver precision, and two
@@ -48,6 +50,7 @@ class StreamConfig:
     seed: int = 0
     silver: bool = False
     min_coverage: float = 0.80
+    reads: bool = True  # the user reads the messages they look at, right ones included
 
 
 def _when(row: dict[str, Any], fallback: datetime) -> datetime:
@@ -144,12 +147,18 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
             right = label == truth and not (outcome and outcome.fallback)
             window["correct"] += right
             window["covered"] += bool(outcome and not outcome.fallback)
-            if right or label is None or truth == fallback or rng.random() >= config.correction_rate:
+            if label is None or rng.random() >= config.correction_rate:
+                continue  # failed (recorded as such), or the user did not look at it
+            if right:
+                if config.reads:
+                    _read(box, mid)
                 continue
+            if truth == fallback:
+                continue  # mail that fits no label: left as it is (not a confirmation of ours)
             candidates = [c["label"] for c in json.loads(row["candidates"] or "[]")] if row else []
             totals["outside_topk"] += truth not in candidates
             totals["corrections"] += 1
-            _move(box, mid, label, truth)
+            _move(box, mid, label, truth, read=config.reads)
         windows.append({**window, "accuracy": window["correct"] / len(ids), "coverage": window["covered"] / len(ids)})
         totals["n"] += len(ids)
         totals["correct"] += window["correct"]
@@ -160,17 +169,19 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
         decisions.append(state.decision)
         progress(f"stream: {totals['n']}/{len(order)} messages, accuracy so far "
                  f"{totals['correct'] / totals['n']:.3f}; {state.decision or 'no training'}")
-    silver = [e for e in store.examples(encoder.version) if e["kind"] == "silver"]
+    mined = store.examples(encoder.version)
+    silver = [e for e in mined if e["kind"] == "silver"]
+    kinds = {kind: sum(e["kind"] == kind for e in mined) for kind in sorted({e["kind"] for e in mined})}
     store.close()
     n = max(1, totals["n"])
     return {
-        "dataset": data.name, "protocol": "stream", "correction_rate": config.correction_rate,
+        "dataset": data.name, "protocol": "stream", "correction_rate": config.correction_rate, "reads": config.reads,
         "train_every": config.train_every, "silver": config.silver, "n": totals["n"],
         "prequential_accuracy": totals["correct"] / n, "coverage": totals["covered"] / n,
         "precision": totals["correct"] / max(1, totals["covered"]),  # of the messages given a real label
         "corrections": totals["corrections"],
         "corrections_outside_topk_share": totals["outside_topk"] / max(1, totals["corrections"]),
-        "silver_examples": len(silver),
+        "examples": kinds, "silver_examples": len(silver),
         "silver_precision": (sum(e["label"] == truth_of.get(e["message_id"]) for e in silver) / len(silver)
                              if silver else None),
         "baselines": {name: hits / n for name, hits in baseline_hits.items()},
@@ -179,7 +190,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
     }
 
 
-def _move(box: LocalMaildir, message_id: str, source: str, target: str) -> None:
+def _move(box: LocalMaildir, message_id: str, source: str, target: str, *, read: bool = False) -> None:
     """What the user does in their mail client: the message leaves our label's folder for the right one."""
     src = box.root / f".{folder_name(source)}"
     for sub in ("cur", "new"):
@@ -187,7 +198,21 @@ def _move(box: LocalMaildir, message_id: str, source: str, target: str) -> None:
         for name in os.listdir(folder) if folder.is_dir() else []:
             if name.split(":")[0] == message_id:
                 os.rename(folder / name, box.root / f".{folder_name(target)}" / "cur" / name)
-                return
+                break
+    if read:
+        _read(box, message_id)
+
+
+def _read(box: LocalMaildir, message_id: str) -> None:
+    """The user opens the message: every file of it (inbox and label folders) moves to cur/ with the
+    Maildir Seen flag, as a mail client does."""
+    for folder in (box.root, *box.root.glob(".*")):
+        for sub in ("new", "cur"):
+            directory = folder / sub
+            for name in os.listdir(directory) if directory.is_dir() else []:
+                unique, _, info = name.partition(":2,")
+                if unique == message_id and "S" not in info:
+                    os.rename(directory / name, folder / "cur" / f"{unique}:2,{''.join(sorted(info + 'S'))}")
 
 
 def write_stream_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -77,7 +77,8 @@ def eval_(
     seeds: Annotated[int, typer.Option(min=5, help="Random draws per k (few-shot).")] = 5,
     target_precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="Precision of non-fallback decisions the validation threshold aims at.")] = 0.90,
     out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json, report.md and plots go.")] = Path("eval-out"),
-    correction_rate: Annotated[float, typer.Option("--correction-rate", min=0.0, max=1.0, help="Stream: the chance the user corrects a wrong label.")] = 1.0,
+    correction_rate: Annotated[float, typer.Option("--correction-rate", min=0.0, max=1.0, help="Stream: the chance the user looks at a message (and corrects it when it is wrong).")] = 1.0,
+    reads: Annotated[bool, typer.Option("--reads/--no-reads", help="Stream: the user reads the messages they look at, so right labels are confirmed (--no-reads: they open only wrong ones).")] = True,
     train_every: Annotated[int, typer.Option("--train-every", min=1, help="Stream: messages between sync, mining and training.")] = 100,
     silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples (off by default, as in sync).")] = False,
     min_coverage: Annotated[float, typer.Option("--min-coverage", min=0.0, max=1.0, help="Fallback policy: the share of messages that keep a real label even below the target precision.")] = 0.80,
@@ -95,7 +96,7 @@ def eval_(
     if "stream" in protocols:
         if len(protocols) > 1:
             raise LabelRouterError("the stream protocol runs on its own: --protocol stream")
-        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, min_coverage, out_dir)
+        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, min_coverage, reads, out_dir)
         return
     try:
         ks = sorted({int(x) for x in k.split(",") if x.strip()})
@@ -117,7 +118,7 @@ def eval_(
 
 
 def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_rate: float, train_every: int,
-            silver: bool, min_coverage: float, out_dir: Path) -> None:
+            silver: bool, min_coverage: float, reads: bool, out_dir: Path) -> None:
     """The stream protocol through the real loop, in a fresh temporary home and Maildir."""
     import tempfile
 
@@ -128,7 +129,7 @@ def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_ra
     data = read_labeled_set(messages, taxonomy, oos_label=oos_label)
     encoder = backends.encoder(settings)
     config = StreamConfig(correction_rate=correction_rate, train_every=train_every, silver=silver,
-                          min_coverage=min_coverage)
+                          min_coverage=min_coverage, reads=reads)
     with tempfile.TemporaryDirectory(prefix="labelrouter-stream-") as work, err.status("stream") as status:
         report = run_stream(data, encoder, Path(work), config, progress=status.update)
     for path in write_stream_outputs(report, out_dir):
