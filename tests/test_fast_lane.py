@@ -123,13 +123,13 @@ def test_validation_is_what_the_current_head_has_not_learned_and_a_tie_goes_to_t
 
     store = open_store(settings)
     names = load_label_set(LABELS_JSON).names[:4]
-    first = separable_examples(stub_encoder, names, per_label=30)
+    first = separable_examples(stub_encoder, names, per_label=40)
     store.add_examples([e for e in first if int(e["example_id"].rsplit(":", 1)[-1]) < 20])
     assert run_training(build_training_context(settings, store)).promoted
     learned = {e["example_id"] for e in store.examples(stub_encoder.version)}
     store.add_examples([e for e in first if int(e["example_id"].rsplit(":", 1)[-1]) >= 20])
     state = run_training(build_training_context(settings, store))
-    assert state.val_unlearned and set(state.val_ids).isdisjoint(learned) and len(state.val_ids) == 24
+    assert state.val_unlearned and set(state.val_ids).isdisjoint(learned) and len(state.val_ids) == 32
     assert learned <= set(state.train_ids)
     runtime = SimpleNamespace(context=SimpleNamespace(promote_margin=0.01))
     tie = {"current": {"top1": 0.8}, "candidate": {"top1": 0.8}}

@@ -218,3 +218,28 @@ def test_validation_chooses_how_much_the_vector_counts_against_the_words():
     noise = [message_document(f"u{i}@mail.example", [], f"w{i} x{i}", f"y{i} z{i % 7} q{i % 5}") for i in range(240)]
     assert choose_dense_scale(X[:160], noise[:160], y[:160], X[160:], noise[160:], y[160:],
                               label_order=labels) == DENSE_SCALE in DENSE_SCALES
+
+
+def test_a_run_whose_scale_trials_saw_every_example_fits_no_fourth_head(monkeypatch):
+    """When the training set is no larger than the trials' sample, the chosen trial is the candidate: the
+    same head a separate fit at that scale gives, without fitting it again."""
+    import labelrouter.training.head as training_head
+    from labelrouter.labels import parse_label_set
+    from labelrouter.models.label_index import LabelIndex
+    from labelrouter.router import Router
+
+    X, docs, y, labels = _senders(n_per=40)
+    label_set = parse_label_set({"labels": [{"name": n} for n in labels]}, require_fallback=False)
+    router = Router(label_set, LabelIndex(label_set, np.eye(3, DIM, dtype=np.float32), "enc@1"))
+    fits = []
+    real = training_head.train_hybrid_head
+    monkeypatch.setattr(training_head, "train_hybrid_head", lambda *a, **k: fits.append(k["dense_scale"]) or real(*a, **k))
+    head = training_head.fit_head(router, X[:90], docs[:90], y[:90], X[90:], docs[90:], y[90:], embedder="enc@1",
+                                  version="h1")
+    assert sorted(fits) == sorted(training_head.DENSE_SCALES)  # three trials, no fourth fit
+    alone = real(X[:90], docs[:90], y[:90], embedder="enc@1", version="h1", label_order=labels,
+                 dense_scale=head.metrics["dense_scale"])
+    np.testing.assert_array_equal(head.W_lex, alone.W_lex)
+    np.testing.assert_array_equal(head.W, alone.W)
+    # Trials on a sample are not the candidate: the caller fits it on every example.
+    assert training_head.dense_scale_trials(X[:90], docs[:90], y[:90], X[90:], docs[90:], y[90:], at_most=30)[1] is None

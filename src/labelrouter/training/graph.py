@@ -62,6 +62,9 @@ class TrainingContext:
     val_fraction: float = 0.2
     min_train: int = 20
     min_val: int = 10
+    # Validation made only of examples the current head has not learned needs this many of them: the
+    # temperature, the pull, the vector's scale and the fallback threshold are all fitted on it.
+    min_fair_val: int = 50
     min_important: int = 5  # flagged and unflagged messages each, in train, before an important head is fit
     promote_margin: float = 0.01  # top-1 a candidate must gain over the current head
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
@@ -125,7 +128,7 @@ def mine_feedback(state: TrainingState, runtime: Runtime[TrainingContext]) -> di
 
 def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """The split policy (`labelrouter.splits`): the newest `val_fraction` of trusted examples validate —
-    but only examples the current head has not learned, when there are at least `min_val` of them: the
+    but only examples the current head has not learned, when there are at least `min_fair_val` (50) of them: the
     current head was refit on every example of its run, so the newest fifth would otherwise hold examples
     it learned and the candidate did not, and the gate would judge a head trained on less recent mail
     against one trained on more (on enron-lokay-m, with the user reading their mail, it kept a stale head
@@ -142,7 +145,7 @@ def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
     if current.metrics.get("trained_through_seq") is not None:
         unlearned = _unlearned(current, rows)
         new = [i for i in trusted if unlearned[i]]
-        if len(new) >= ctx.min_val and val:
+        if len(new) >= ctx.min_fair_val and val:
             val = time_order(new, occurred)[-min(len(val), len(new)):]
             held = set(val)
             train, fair = [i for i in trusted if i not in held], True

@@ -106,28 +106,41 @@ def train_hybrid_head(
 def choose_dense_scale(X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,
                        documents_val: list[str], y_val: list[str], *, sample_weight: np.ndarray | None = None,
                        label_order: list[str] | None = None, at_most: int = SELECT_AT_MOST) -> float:
-    """The weight of the message vector against the lexical features that validation prefers: a head fit
-    per scale in `DENSE_SCALES` on at most `at_most` training examples (a seeded sample), judged by its own
-    top-1 on the validation examples; near-ties go to the default (below). What mail looks like decides
-    it: one-line requests are all meaning (clinc150: 1.0, +1.1 points over 0.5), long posts are words
-    (20newsgroups: 0.25, +1.4), a personal mailbox in between."""
+    """The weight of the message vector against the lexical features that validation prefers (see
+    `dense_scale_trials`)."""
+    return dense_scale_trials(X, documents, y, X_val, documents_val, y_val, sample_weight=sample_weight,
+                              label_order=label_order, at_most=at_most)[0]
+
+
+def dense_scale_trials(X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,
+                       documents_val: list[str], y_val: list[str], *, sample_weight: np.ndarray | None = None,
+                       label_order: list[str] | None = None, at_most: int = SELECT_AT_MOST,
+                       embedder: str = "choice", version: str = "choice") -> tuple[float, LinearHead | None]:
+    """(scale, head): the weight of the message vector against the lexical features that validation
+    prefers — a head fit per scale in `DENSE_SCALES` on at most `at_most` training examples (a seeded
+    sample), judged by its own top-1 on the validation examples; near-ties go to the default (below) — and,
+    when the trials saw every training example, the chosen trial's head, which is the candidate itself
+    (None otherwise, or when there was nothing to try). What mail looks like decides the scale: one-line
+    requests are all meaning (clinc150: 1.0, +1.1 points over 0.5), long posts are words (20newsgroups:
+    0.25, +1.4), a personal mailbox in between."""
     if len(set(y_val)) < 2 or len(set(y)) < 2:
-        return DENSE_SCALE
+        return DENSE_SCALE, None
     rows = np.arange(len(y))
     if len(rows) > at_most:
         rows = np.sort(np.random.default_rng(0).choice(rows, size=at_most, replace=False))
         if len({y[i] for i in rows}) < 2:
-            return DENSE_SCALE
+            return DENSE_SCALE, None
     sub_docs, sub_y = [documents[i] for i in rows], [y[i] for i in rows]
     weights = None if sample_weight is None else np.asarray(sample_weight)[rows]
-    right = {}
+    right, heads = {}, {}
     for scale in DENSE_SCALES:
-        head = train_hybrid_head(X[rows], sub_docs, sub_y, embedder="choice", version="choice",
-                                 sample_weight=weights, label_order=label_order, dense_scale=scale)
+        head = heads[scale] = train_hybrid_head(X[rows], sub_docs, sub_y, embedder=embedder, version=version,
+                                                sample_weight=weights, label_order=label_order, dense_scale=scale)
         known = [i for i, name in enumerate(y_val) if name in head.labels]
         predicted = head.logits(X_val[known], [documents_val[i] for i in known]).argmax(axis=1)
         right[scale] = np.array([head.labels[p] == y_val[i] for p, i in zip(predicted, known, strict=True)])
-    return clear_winner(right, DENSE_SCALE)
+    scale = clear_winner(right, DENSE_SCALE)
+    return scale, heads[scale] if len(rows) == len(y) else None
 
 
 def clear_winner(right: dict[float, np.ndarray], default: float) -> float:
@@ -154,10 +167,11 @@ def fit_head(router: Any, X: np.ndarray, documents: list[str], y: list[str], X_v
     refreshed, then its temperature and its pull against `router` (a `Router`) fitted on validation."""
     prepare(documents + documents_val)  # the scale trials and the fit share one vocabulary walk
     label_order = router.labels.names
-    scale = choose_dense_scale(X, documents, y, X_val, documents_val, y_val, sample_weight=sample_weight,
-                               label_order=label_order)
-    head = train_hybrid_head(X, documents, y, embedder=embedder, version=version, sample_weight=sample_weight,
-                             label_order=label_order, dense_scale=scale)
+    scale, head = dense_scale_trials(X, documents, y, X_val, documents_val, y_val, sample_weight=sample_weight,
+                                     label_order=label_order, embedder=embedder, version=version)
+    if head is None:  # the trials saw a sample: fit on every training example at the chosen scale
+        head = train_hybrid_head(X, documents, y, embedder=embedder, version=version, sample_weight=sample_weight,
+                                 label_order=label_order, dense_scale=scale)
     head.label_vectors = refresh_label_vectors(router.index, X, y)
     head.metrics = {**head.metrics, "dense_scale": scale}
     calibrate(head, X_val, documents_val, y_val)
