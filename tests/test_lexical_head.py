@@ -198,7 +198,7 @@ def test_a_decision_names_its_rule_and_the_words_that_moved_it():
 
 
 def test_validation_chooses_how_much_the_vector_counts_against_the_words():
-    from labelrouter.training.head import DENSE_SCALE, DENSE_SCALES, choose_dense_scale, clear_winner
+    from labelrouter.training.head import DENSE_SCALE, DENSE_SCALES, clear_winner, dense_scale_trials
 
     # The rule: away from the default only by more than the paired standard error.
     default = np.array([True] * 60 + [False] * 40)
@@ -216,8 +216,8 @@ def test_validation_chooses_how_much_the_vector_counts_against_the_words():
     y = [labels[g] for g in gold]
     X = (centres[gold] / np.linalg.norm(centres[gold], axis=1, keepdims=True)).astype(np.float32)
     noise = [message_document(f"u{i}@mail.example", [], f"w{i} x{i}", f"y{i} z{i % 7} q{i % 5}") for i in range(240)]
-    assert choose_dense_scale(X[:160], noise[:160], y[:160], X[160:], noise[160:], y[160:],
-                              label_order=labels) == DENSE_SCALE in DENSE_SCALES
+    assert dense_scale_trials(X[:160], noise[:160], y[:160], X[160:], noise[160:], y[160:],
+                              label_order=labels)[0] == DENSE_SCALE in DENSE_SCALES
 
 
 def test_a_run_whose_scale_trials_saw_every_example_fits_no_fourth_head(monkeypatch):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -171,7 +172,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
                  f"{totals['correct'] / totals['n']:.3f}; {state.decision or 'no training'}")
     mined = store.examples(encoder.version)
     silver = [e for e in mined if e["kind"] == "silver"]
-    kinds = {kind: sum(e["kind"] == kind for e in mined) for kind in sorted({e["kind"] for e in mined})}
+    kinds = dict(sorted(Counter(e["kind"] for e in mined).items()))
     store.close()
     n = max(1, totals["n"])
     return {

@@ -108,6 +108,7 @@ class TrainingState(BaseModel):
     # Validation holds only examples the current head has not learned, and the candidate trains on all it
     # learned (`build_datasets`): a tie then goes to the candidate, which knows more.
     val_unlearned: bool = False
+    n_unlearned: int = 0  # examples added or changed since the current head was fit (none: nothing to train)
     current_version: str = ""
     candidate_version: str | None = None
     important_val_ids: list[str] = Field(default_factory=list)
@@ -141,9 +142,9 @@ def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
     occurred = [r["occurred_at"] for r in rows]
     train, val = holdout(trusted, occurred, ctx.val_fraction)
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
+    unlearned = _unlearned(current, rows)
     fair = False
     if current.metrics.get("trained_through_seq") is not None:
-        unlearned = _unlearned(current, rows)
         new = [i for i in trusted if unlearned[i]]
         if len(new) >= ctx.min_fair_val and val:
             val = time_order(new, occurred)[-min(len(val), len(new)):]
@@ -151,7 +152,7 @@ def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
             train, fair = [i for i in trusted if i not in held], True
     train += [i for i, r in enumerate(rows) if r["kind"] == "silver"]
     return {"train_ids": [state.example_ids[i] for i in train], "val_ids": [state.example_ids[i] for i in val],
-            "val_unlearned": fair}
+            "val_unlearned": fair, "n_unlearned": int(unlearned.sum())}
 
 
 def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
@@ -159,7 +160,7 @@ def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> s
     train_labels = {r["label"] for r in ctx.examples(state.train_ids)}
     if len(state.train_ids) < ctx.min_train or len(state.val_ids) < ctx.min_val or len(train_labels) < 2:
         return "not_enough_data"
-    if not _new_examples(ctx, state.example_ids):
+    if not state.n_unlearned:
         return "nothing_new"
     # Retrieval stages (train_bi_encoder → train_cross_encoder → distill) will branch from here.
     return "train_head"
@@ -170,12 +171,6 @@ def _unlearned(head: Any, rows: list[dict[str, Any]]) -> np.ndarray:
     promoted head records the last example it learned (`promote`); one that does not has learned none."""
     seen = head.metrics.get("trained_through_seq")
     return np.array([seen is None or int(r["seq"]) > int(seen) for r in rows], dtype=bool)
-
-
-def _new_examples(ctx: TrainingContext, ids: list[str]) -> bool:
-    """Whether any example was added or changed since the current head was fit."""
-    current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    return bool(_unlearned(current, ctx.examples(ids)).any())
 
 
 def nothing_new(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:

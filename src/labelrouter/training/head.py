@@ -26,7 +26,7 @@ from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import Lexicon, prepare
 
 DENSE_SCALE = 0.5
-DENSE_SCALES = (0.25, 0.5, 1.0)  # chosen per mailbox on validation (`choose_dense_scale`)
+DENSE_SCALES = (0.25, 0.5, 1.0)  # chosen per mailbox on validation (`dense_scale_trials`)
 SELECT_AT_MOST = 4_000  # training examples the scale is chosen with: a choice, not the model, so a sample
 SVM_C = 0.5
 SVM_TOL = 1e-3
@@ -110,15 +110,6 @@ def train_hybrid_head(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexicon=lexicon,
         W_lex=np.ascontiguousarray(coef[:, dim:]), counts=counts,
     )
-
-
-def choose_dense_scale(X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,
-                       documents_val: list[str], y_val: list[str], *, sample_weight: np.ndarray | None = None,
-                       label_order: list[str] | None = None, at_most: int = SELECT_AT_MOST) -> float:
-    """The weight of the message vector against the lexical features that validation prefers (see
-    `dense_scale_trials`)."""
-    return dense_scale_trials(X, documents, y, X_val, documents_val, y_val, sample_weight=sample_weight,
-                              label_order=label_order, at_most=at_most)[0]
 
 
 def dense_scale_trials(X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,
