@@ -24,6 +24,7 @@ from labelrouter.errors import LabelRouterError
 from labelrouter.models.head import LinearHead
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import Lexicon, prepare
+from labelrouter.training.ovr import fit_linear_svc
 
 DENSE_SCALE = 0.5
 DENSE_SCALES = (0.25, 0.5, 1.0)  # chosen per mailbox on validation (`dense_scale_trials`)
@@ -84,22 +85,23 @@ def train_hybrid_head(
     max_features: int = 100_000,
     lexical: tuple[Lexicon, Any] | None = None,
     tol: float = SVM_TOL,
+    jobs: int | None = None,
 ) -> LinearHead:
     """Fit on (n, dim) embeddings, the n messages' documents and their label names. The temperature is
     1.0 until `calibrate` sets it on held-out examples. `lexical`: the documents' lexicon and feature
     matrix when the caller already has them (`Lexicon.fit_transform` of the same documents): they do not
-    depend on the scale, so the scale trials share one."""
+    depend on the scale, so the scale trials share one. `jobs`: processes the SVM fit may use
+    (`training.ovr`; default: the cores this process may run on)."""
     from scipy import sparse
-    from sklearn.svm import LinearSVC
 
     classes, targets = _classes(y, label_order)
     lexicon, features_lex = lexical or Lexicon.fit_transform(documents, max_features=max_features)
     features = sparse.hstack([sparse.csr_matrix(X.astype(np.float32) * dense_scale), features_lex], format="csr")
     # tol 1e-3 rather than liblinear's 1e-4: a fifth fewer passes, and on 20newsgroups the same decisions
     # on validation and test at 4,000, 8,000 and 10,000 examples (docs/benchmarks.md).
-    model = LinearSVC(C=C, tol=tol, max_iter=5000, random_state=0).fit(features, targets,
-                                                                    sample_weight=sample_weight)
-    coef, intercept = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+    coef, intercept = fit_linear_svc(features, targets, len(classes), C=C, tol=tol, sample_weight=sample_weight,
+                                     jobs=jobs)
+    coef, intercept = coef.astype(np.float32), intercept.astype(np.float32)
     if len(classes) == 2:  # one row scores class 1; class 0 scores its negative
         coef, intercept = np.vstack([-coef, coef]), np.array([-intercept[0], intercept[0]], dtype=np.float32)
     dim = X.shape[1]
