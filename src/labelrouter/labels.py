@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labelrouter.errors import ConfigError
 
 
@@ -94,6 +96,29 @@ class LabelSet:
     def siblings(self, a: str, b: str) -> bool:
         pa, pb = self.get(a).parent, self.get(b).parent
         return pa is not None and pa == pb
+
+    def tree_distances(self) -> np.ndarray:
+        """(labels × labels) path lengths in the hierarchy: 0 for a label itself, 1 parent and child, 2
+        siblings (and labels with no parent: all hang from one root), 3 a label and its parent's sibling,
+        and so on. A flat label list is all 2s: no label is nearer than another."""
+        parents: dict[str, str | None] = {node.name: node.parent for node in self.nodes}
+        parents.update({label.name: label.parent for label in self.labels})
+
+        def path(name: str) -> list[str]:  # the name, its parent, …, up to the root (cycles cut)
+            chain = [name]
+            while (parent := parents.get(chain[-1])) and parent not in chain:
+                chain.append(parent)
+            return [*chain, ""]  # "": the root every top-level entry hangs from
+
+        paths = [path(label.name) for label in self.labels]
+        depth = [{name: i for i, name in enumerate(p)} for p in paths]
+        n = len(self.labels)
+        distances = np.zeros((n, n), dtype=np.int32)
+        for a in range(n):
+            for b in range(a + 1, n):
+                up = next(i for i, name in enumerate(paths[a]) if name in depth[b])  # to the lowest common ancestor
+                distances[a, b] = distances[b, a] = up + depth[b][paths[a][up]]
+        return distances
 
     def fingerprint(self) -> str:
         """Hash of what decisions depend on (names, order, parents, descriptions, fallback)."""
