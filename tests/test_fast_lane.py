@@ -137,3 +137,32 @@ def test_validation_is_what_the_current_head_has_not_learned_and_a_tie_goes_to_t
     assert gate(TrainingState(metrics=tie, val_unlearned=False), runtime) == "reject"
     worse = {"current": {"top1": 0.8}, "candidate": {"top1": 0.79}}
     assert gate(TrainingState(metrics=worse, val_unlearned=True), runtime) == "reject"
+
+
+def test_a_nightly_run_reuses_the_current_scale_until_the_training_set_doubles(tmp_path, stub_encoder, settings,
+                                                                               monkeypatch):
+    """The scale trials run when there is no scale to reuse or the mailbox has doubled since it was chosen;
+    in between the current head's scale is kept and recorded as chosen on the same training-set size."""
+    from labelrouter.labels import load_label_set
+    from labelrouter.training import head as head_module
+
+    trials = []
+    real = head_module.dense_scale_trials
+    monkeypatch.setattr(head_module, "dense_scale_trials", lambda *a, **k: trials.append(len(a[2])) or real(*a, **k))
+    store = open_store(settings)
+    names = load_label_set(LABELS_JSON).names[:4]
+    examples = separable_examples(stub_encoder, names, per_label=90)
+    batch = lambda lo, hi: [e for e in examples if lo <= int(e["example_id"].rsplit(":", 1)[-1]) < hi]  # noqa: E731
+    store.add_examples(batch(0, 20))
+    first = run_training(build_training_context(settings, store))
+    assert first.promoted and len(trials) == 1 and first.scale_chosen_on == len(first.train_ids) == trials[0]
+    store.add_examples(batch(20, 30))  # 80 → 120 examples: fewer than twice as many trained on
+    second = run_training(build_training_context(settings, store))
+    assert second.promoted and len(trials) == 1  # no trials: the scale was reused
+    assert second.known_scale is not None and second.scale_chosen_on == first.scale_chosen_on
+    current = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version,
+                                                                    dim=stub_encoder.dim)
+    assert current.metrics["dense_scale_chosen_on"] == first.scale_chosen_on
+    store.add_examples(batch(30, 90))  # 360 examples: more than twice what the scale was chosen on
+    third = run_training(build_training_context(settings, store))
+    assert len(trials) == 2 and third.known_scale is None and third.scale_chosen_on == len(third.train_ids)

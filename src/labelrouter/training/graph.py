@@ -48,6 +48,7 @@ from labelrouter.training.head import (
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
 KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0.5}
+SCALE_CHOSEN_ON = "dense_scale_chosen_on"  # head metric: the training-set size its scale trials ran on
 
 
 @dataclass
@@ -109,6 +110,9 @@ class TrainingState(BaseModel):
     # learned (`build_datasets`): a tie then goes to the candidate, which knows more.
     val_unlearned: bool = False
     n_unlearned: int = 0  # examples added or changed since the current head was fit (none: nothing to train)
+    # The current head's dense scale, reused until the training set doubles (`_known_scale`); None: try.
+    known_scale: float | None = None
+    scale_chosen_on: int = 0
     current_version: str = ""
     candidate_version: str | None = None
     important_val_ids: list[str] = Field(default_factory=list)
@@ -151,8 +155,10 @@ def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
             held = set(val)
             train, fair = [i for i in trusted if i not in held], True
     train += [i for i, r in enumerate(rows) if r["kind"] == "silver"]
+    scale, chosen_on = _known_scale(current, len(train))
     return {"train_ids": [state.example_ids[i] for i in train], "val_ids": [state.example_ids[i] for i in val],
-            "val_unlearned": fair, "n_unlearned": int(unlearned.sum())}
+            "val_unlearned": fair, "n_unlearned": int(unlearned.sum()), "known_scale": scale,
+            "scale_chosen_on": chosen_on}
 
 
 def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
@@ -219,10 +225,22 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     X_val, y_val, val_rows = ctx.matrix(state.val_ids)
     # The refit at promotion finds this run's vocabulary already named (the context's analysis cache).
     head = fit_head(ctx.router, X, documents(rows), y, X_val, documents(val_rows), y_val,
-                    embedder=ctx.encoder.version, version=version, sample_weight=_weights(rows))
+                    embedder=ctx.encoder.version, version=version, sample_weight=_weights(rows), scale=state.known_scale)
+    head.metrics[SCALE_CHOSEN_ON] = state.scale_chosen_on
     important_val = _fit_important(head, ctx)
     ctx.registry.stage(head)
     return {"candidate_version": version, "important_val_ids": important_val}
+
+
+def _known_scale(current: Any, n_train: int) -> tuple[float | None, int]:
+    """(the dense scale to reuse or None, the training-set size it was chosen on). How much the vector
+    counts against the words is a property of the mailbox's mail, not of last night's few hundred new
+    messages: the current head's scale is kept until the training set has doubled since it was chosen,
+    which spares a nightly run its three scale trials."""
+    scale, chosen_on = current.metrics.get("dense_scale"), current.metrics.get(SCALE_CHOSEN_ON)
+    if isinstance(scale, int | float) and isinstance(chosen_on, int) and chosen_on > 0 and n_train <= 2 * chosen_on:
+        return float(scale), chosen_on
+    return None, n_train
 
 
 def _important_data(ctx: TrainingContext, ids: list[str] | None = None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
@@ -283,7 +301,8 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
         cand["important_balanced_accuracy"] = balanced_accuracy(candidate.important_probability(X_imp), flags)
         current_p = current.important_probability(X_imp)
         cur["important_balanced_accuracy"] = balanced_accuracy(current_p, flags) if current_p is not None else None
-    candidate.metrics = {"dense_scale": candidate.metrics.get("dense_scale", DENSE_SCALE), "validation": cand,
+    candidate.metrics = {"dense_scale": candidate.metrics.get("dense_scale", DENSE_SCALE),
+                         SCALE_CHOSEN_ON: candidate.metrics.get(SCALE_CHOSEN_ON), "validation": cand,
                          "n_train": len(state.train_ids), "n_val": len(state.val_ids),
                          "fallback_policy": policy}
     ctx.registry.stage(candidate)

@@ -167,15 +167,18 @@ def paired_standard_error(right_a: np.ndarray, right_b: np.ndarray) -> float:
 
 def fit_head(router: Any, X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,
              documents_val: list[str], y_val: list[str], *, embedder: str, version: str,
-             sample_weight: np.ndarray | None = None) -> LinearHead:
+             sample_weight: np.ndarray | None = None, scale: float | None = None) -> LinearHead:
     """A candidate head as a training run fits it, in one place for the training graph and `eval`: the
-    dense scale chosen on validation, the head fit on the training examples with its label vectors
-    refreshed, then its temperature and its pull against `router` (a `Router`) fitted on validation."""
+    dense scale chosen on validation (unless `scale` is given: the one an earlier run chose), the head fit
+    on the training examples with its label vectors refreshed, then its temperature and its pull against
+    `router` (a `Router`) fitted on validation."""
     prepare(documents + documents_val)  # the scale trials and the fit share one vocabulary walk
     label_order = router.labels.names
-    scale, head = dense_scale_trials(X, documents, y, X_val, documents_val, y_val, sample_weight=sample_weight,
-                                     label_order=label_order, embedder=embedder, version=version)
-    if head is None:  # the trials saw a sample: fit on every training example at the chosen scale
+    head = None
+    if scale is None:
+        scale, head = dense_scale_trials(X, documents, y, X_val, documents_val, y_val, sample_weight=sample_weight,
+                                         label_order=label_order, embedder=embedder, version=version)
+    if head is None:  # the trials saw a sample, or there were none: fit on every training example at the scale
         head = train_hybrid_head(X, documents, y, embedder=embedder, version=version, sample_weight=sample_weight,
                                  label_order=label_order, dense_scale=scale)
     head.label_vectors = refresh_label_vectors(router.index, X, y)
