@@ -32,8 +32,10 @@ import numpy as np
 from scipy import sparse
 
 DOCUMENT_CHARS = 5_000  # body characters a document keeps: the long tail of a long mail adds little
-_WORD = re.compile(r"(?u)\b\w\w+\b")
-_MAX_WORD = 30  # longer "words" are base64, hashes, URLs run together: noise, and vocabulary bloat
+# Words of 2 to 30 characters: longer "words" are base64, hashes, URLs run together (noise, and vocabulary
+# bloat). A longer run of word characters has no \b inside it, so it is skipped whole, as a length filter
+# after the match would — in the regex engine rather than a Python loop (a fifth of analysing).
+_WORD = re.compile(r"(?u)\b\w{2,30}\b")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
@@ -74,7 +76,7 @@ def parse_document(document: str) -> tuple[str, list[str], str, str]:
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if len(w) <= _MAX_WORD]
+    return _WORD.findall(text.lower())
 
 
 def analyze(document: str) -> list[str]:
