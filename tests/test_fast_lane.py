@@ -141,11 +141,14 @@ def test_validation_is_what_the_current_head_has_not_learned_and_a_tie_goes_to_t
 
 def test_a_nightly_run_reuses_the_current_scale_until_the_training_set_doubles(tmp_path, stub_encoder, settings,
                                                                                monkeypatch):
-    """The scale trials run when there is no scale to reuse or the mailbox has doubled since it was chosen;
-    in between the current head's scale is kept and recorded as chosen on the same training-set size."""
+    """The scale trials run when there is no scale to reuse, it was chosen on less than a full trial sample,
+    or the mailbox has doubled since; in between the current head's scale is kept and recorded as chosen
+    on the same training-set size."""
     from labelrouter.labels import load_label_set
+    from labelrouter.training import graph as graph_module
     from labelrouter.training import head as head_module
 
+    monkeypatch.setattr(graph_module, "SELECT_AT_MOST", 50)  # as if 50 were a full trial sample (4,000)
     trials = []
     real = head_module.dense_scale_trials
     monkeypatch.setattr(head_module, "dense_scale_trials", lambda *a, **k: trials.append(len(a[2])) or real(*a, **k))
@@ -153,16 +156,19 @@ def test_a_nightly_run_reuses_the_current_scale_until_the_training_set_doubles(t
     names = load_label_set(LABELS_JSON).names[:4]
     examples = separable_examples(stub_encoder, names, per_label=90)
     batch = lambda lo, hi: [e for e in examples if lo <= int(e["example_id"].rsplit(":", 1)[-1]) < hi]  # noqa: E731
-    store.add_examples(batch(0, 20))
+    store.add_examples(batch(0, 13))
+    small = run_training(build_training_context(settings, store))
+    store.add_examples(batch(13, 20))  # a scale chosen on 42 examples, less than a full sample: tried again
     first = run_training(build_training_context(settings, store))
-    assert first.promoted and len(trials) == 1 and first.scale_chosen_on == len(first.train_ids) == trials[0]
+    assert small.promoted and first.promoted and len(trials) == 2 and first.known_scale is None
+    assert first.scale_chosen_on == len(first.train_ids) == trials[-1] >= 50
     store.add_examples(batch(20, 30))  # 80 → 120 examples: fewer than twice as many trained on
     second = run_training(build_training_context(settings, store))
-    assert second.promoted and len(trials) == 1  # no trials: the scale was reused
+    assert second.promoted and len(trials) == 2  # no trials: the scale was reused
     assert second.known_scale is not None and second.scale_chosen_on == first.scale_chosen_on
     current = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version,
                                                                     dim=stub_encoder.dim)
     assert current.metrics["dense_scale_chosen_on"] == first.scale_chosen_on
     store.add_examples(batch(30, 90))  # 360 examples: more than twice what the scale was chosen on
     third = run_training(build_training_context(settings, store))
-    assert len(trials) == 2 and third.known_scale is None and third.scale_chosen_on == len(third.train_ids)
+    assert len(trials) == 3 and third.known_scale is None and third.scale_chosen_on == len(third.train_ids)

@@ -39,6 +39,7 @@ from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
 from labelrouter.training.head import (
     DENSE_SCALE,
+    SELECT_AT_MOST,
     balanced_accuracy,
     fit_head,
     refresh_label_vectors,
@@ -233,12 +234,15 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
 
 
 def _known_scale(current: Any, n_train: int) -> tuple[float | None, int]:
-    """(the dense scale to reuse or None, the training-set size it was chosen on). How much the vector
-    counts against the words is a property of the mailbox's mail, not of last night's few hundred new
-    messages: the current head's scale is kept until the training set has doubled since it was chosen,
-    which spares a nightly run its three scale trials."""
+    """(the dense scale to reuse or None, the training-set size it was chosen on). Trials on a large mailbox
+    run on a sample of `SELECT_AT_MOST` (4,000) training examples, so once a scale was chosen on a full
+    sample, tonight's trials would only draw another 4,000 from a slightly larger pool: the current head's
+    scale is kept until the training set has doubled since, which spares a nightly run its three trials.
+    Below that the scale is chosen every run: keeping it while a small mailbox grew by half cost 1.5
+    points on both Enron streams (docs/benchmarks.md)."""
     scale, chosen_on = current.metrics.get("dense_scale"), current.metrics.get(SCALE_CHOSEN_ON)
-    if isinstance(scale, int | float) and isinstance(chosen_on, int) and chosen_on > 0 and n_train <= 2 * chosen_on:
+    if isinstance(scale, int | float) and isinstance(chosen_on, int) and chosen_on >= SELECT_AT_MOST \
+            and n_train <= 2 * chosen_on:
         return float(scale), chosen_on
     return None, n_train
 
