@@ -127,6 +127,29 @@ def test_examples_are_time_ordered_replaced_by_id_and_relabeled(open_store):
     assert {r["label"] for r in store.examples("enc@1")} == {"b", "z"}
 
 
+def test_a_promoted_encoders_vectors_become_the_examples_own_and_the_old_ones_are_kept(open_store):
+    store = open_store()
+    store.add_examples([_example(i, "a", f"2024-0{i}") for i in (1, 2, 3)])
+    vector = lambda x: np.full(3, x, "<f4").tobytes()  # noqa: E731
+    # The candidate re-embedded two of the three (the third's text had expired, say).
+    assert store.put_example_vectors("tuned@9", [("gold:1", vector(10), 3), ("gold:2", vector(20), 3)]) == 2
+    store.put_example_vectors("tuned@9", [("gold:2", vector(22), 3)])  # replaced, not duplicated
+    assert {k: decode_embedding(v).tolist()[0] for k, v in store.example_vectors("tuned@9").items()} == \
+        {"gold:1": 10.0, "gold:2": 22.0}
+    assert store.examples("tuned@9") == []  # nothing switched yet: training still reads the old encoder's
+    assert store.switch_example_vectors("tuned@9") == 2
+    assert [(r["example_id"], decode_embedding(r["embedding"]).tolist()[0]) for r in store.examples("tuned@9")] == \
+        [("gold:1", 10.0), ("gold:2", 22.0)]
+    assert [r["example_id"] for r in store.examples("enc@1")] == ["gold:3"]  # never re-embedded: left as it was
+    assert store.example_vectors("tuned@9") == {}
+    kept = {k: decode_embedding(v).tolist()[0] for k, v in store.example_vectors("enc@1").items()}
+    assert kept == {"gold:1": 1.0, "gold:2": 2.0}  # a rollback switches back without embedding again
+    assert store.switch_example_vectors("enc@1") == 2
+    assert [r["example_id"] for r in store.examples("enc@1")] == ["gold:1", "gold:2", "gold:3"]
+    assert set(store.example_vectors("tuned@9")) == {"gold:1", "gold:2"}
+    assert store.drop_example_vectors("tuned@9") == 2 and store.example_vectors("tuned@9") == {}
+
+
 def test_newer_schema_is_refused(open_store):
     store = open_store()
     store._execute("test", "INSERT INTO schema_migrations VALUES (999, 'future', 'now')")

@@ -52,6 +52,18 @@ class Store(Protocol):
     def examples(self, encoder_version: str) -> list[dict[str, Any]]:
         """Examples embedded by this encoder, oldest first."""
 
+    def put_example_vectors(self, encoder_version: str, rows: list[tuple[str, bytes, int]]) -> int:
+        """Store (example id, embedding, dim) made by another encoder (a candidate's re-embedding)."""
+
+    def example_vectors(self, encoder_version: str) -> dict[str, bytes]:
+        """Example id → embedding, for the examples another encoder has embedded."""
+
+    def drop_example_vectors(self, encoder_version: str) -> int:
+        """Forget one encoder's stored vectors (a candidate that was not promoted)."""
+
+    def switch_example_vectors(self, encoder_version: str) -> int:
+        """Make that encoder's stored vectors the examples' own, keeping the ones they replace; one transaction."""
+
     def sync_candidates(self, processed_since: str | None = None) -> list[dict[str, Any]]:
         """Labeled messages a sync looks at: never synced (incremental), or processed since (nightly)."""
 

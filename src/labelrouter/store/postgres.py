@@ -24,7 +24,7 @@ from labelrouter.store.records import utcnow
 from labelrouter.store.sql import SQLStore, migrations, statements
 
 _MIGRATION_LOCK = 0x6C72_0001  # pg_advisory_xact_lock key: "lr" + 1
-_TABLES = ("processed_messages", "examples", "schema_migrations")
+_TABLES = ("processed_messages", "examples", "example_vectors", "schema_migrations")
 
 
 def _pg(sql: str) -> str:

@@ -145,6 +145,53 @@ class SQLStore:
                "ORDER BY (occurred_at IS NULL), occurred_at, seq")
         return self._query("reading examples", sql, (encoder_version,))
 
+    # -- vectors of other encoders -------------------------------------------------------------
+    def put_example_vectors(self, encoder_version: str, rows: list[tuple[str, bytes, int]]) -> int:
+        """Store (example id, embedding, dim) made by another encoder (a candidate's re-embedding), in one
+        transaction; a vector already stored for the same example and encoder is replaced."""
+        if not rows:
+            return 0
+        sql = ("INSERT INTO example_vectors (example_id, encoder_version, embedding, embedding_dim) "
+               "VALUES (?, ?, ?, ?) ON CONFLICT (example_id, encoder_version) DO UPDATE SET "
+               "embedding = excluded.embedding, embedding_dim = excluded.embedding_dim")
+        self._transaction("storing example vectors", [(sql, [(i, encoder_version, e, d) for i, e, d in rows])])
+        return len(rows)
+
+    def example_vectors(self, encoder_version: str) -> dict[str, bytes]:
+        """Example id → embedding, for the examples another encoder has embedded."""
+        rows = self._query("reading example vectors",
+                           "SELECT example_id, embedding FROM example_vectors WHERE encoder_version = ?",
+                           (encoder_version,))
+        return {str(r["example_id"]): bytes(r["embedding"]) for r in rows}
+
+    def drop_example_vectors(self, encoder_version: str) -> int:
+        """Forget one encoder's stored vectors (a candidate that was not promoted)."""
+        return self._execute("dropping example vectors", "DELETE FROM example_vectors WHERE encoder_version = ?",
+                             (encoder_version,))
+
+    def switch_example_vectors(self, encoder_version: str) -> int:
+        """Make `encoder_version`'s stored vectors the examples' own (a promoted encoder), keeping the vectors
+        they replace under their encoder's version, in one transaction. Returns how many examples now carry
+        the new encoder's vector; examples it never embedded keep their old one (and their old version)."""
+        keep_old = ("INSERT INTO example_vectors (example_id, encoder_version, embedding, embedding_dim) "
+                    "SELECT example_id, encoder_version, embedding, embedding_dim FROM examples "
+                    "WHERE encoder_version <> ? AND example_id IN "
+                    "(SELECT example_id FROM example_vectors WHERE encoder_version = ?) "
+                    "ON CONFLICT (example_id, encoder_version) DO UPDATE SET "
+                    "embedding = excluded.embedding, embedding_dim = excluded.embedding_dim")
+        switch = ("UPDATE examples SET "
+                  "embedding = (SELECT v.embedding FROM example_vectors v "
+                  "WHERE v.example_id = examples.example_id AND v.encoder_version = ?), "
+                  "embedding_dim = (SELECT v.embedding_dim FROM example_vectors v "
+                  "WHERE v.example_id = examples.example_id AND v.encoder_version = ?), "
+                  "encoder_version = ? "
+                  "WHERE example_id IN (SELECT example_id FROM example_vectors WHERE encoder_version = ?)")
+        drop = "DELETE FROM example_vectors WHERE encoder_version = ?"
+        v = encoder_version
+        counts = self._transaction(f"switching examples to encoder {v}",
+                                   [(keep_old, [(v, v)]), (switch, [(v, v, v, v)]), (drop, [(v,)])])
+        return counts[1]
+
     # -- feedback -------------------------------------------------------------------------------
     def sync_candidates(self, processed_since: str | None = None) -> list[dict[str, Any]]:
         """Labeled messages a sync looks at: never synced ones (incremental), or every one processed since

@@ -25,7 +25,7 @@ from labelrouter.fsutil import private_dir
 from labelrouter.store.records import utcnow
 from labelrouter.store.sql import SQLStore, migrations, statements
 
-_TABLES = ("processed_messages", "examples", "schema_migrations")
+_TABLES = ("processed_messages", "examples", "example_vectors", "schema_migrations")
 
 
 def create_private_file(path: Path) -> None:
