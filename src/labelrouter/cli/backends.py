@@ -35,9 +35,17 @@ def registry(settings: Settings) -> Any:
 
 
 def encoder(settings: Settings) -> Any:
+    """The settings' encoder (the packaged MiniLM by default): what `eval` measures a fresh start with."""
     from labelrouter.models.encoder import encoder_for
 
     return encoder_for(settings)
+
+
+def serving_encoder(settings: Settings) -> Any:
+    """The encoder the current model bundle was trained on (a promoted fine-tuned one), else the settings'."""
+    from labelrouter.models.registry import serving_encoder as resolve
+
+    return resolve(settings, registry(settings))
 
 
 def maildir(path: Path) -> Any:

@@ -36,7 +36,7 @@ def import_(
         raise LabelRouterError(
             f"none of the set's labels is in {settings.labels_path}; to work with the set's own labels, "
             f"`labelrouter init --taxonomy {taxonomy}{fallback}` writes them to config/labels.json")
-    encoder = backends.encoder(settings)
+    encoder = backends.serving_encoder(settings)  # examples are stored as the current model embeds
     store = backends.store(settings)
     try:
         with progress("embedding") as bar:

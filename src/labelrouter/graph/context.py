@@ -8,9 +8,9 @@ from labelrouter.artifacts import open_artifacts
 from labelrouter.context import LabelerContext, Mode
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
-from labelrouter.models.encoder import Encoder, encoder_for
+from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.registry import CurrentHead, ModelRegistry
+from labelrouter.models.registry import CurrentHead, ModelRegistry, serving_encoder
 from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
@@ -33,8 +33,9 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
     """Everything from settings: labels, encoder (cached per process), label vectors, head, summarizer.
     `encoder` replaces the settings' one (tests pass a stub)."""
     labels = labels or load_label_set(settings.labels_path)
-    encoder = encoder or encoder_for(settings)
-    head = CurrentHead(ModelRegistry(open_artifacts(settings)), embedder=encoder.version, dim=encoder.dim)
+    registry = ModelRegistry(open_artifacts(settings))
+    encoder = encoder or serving_encoder(settings, registry)
+    head = CurrentHead(registry, embedder=encoder.version, dim=encoder.dim)
     # Only a real run creates missing labels; a dry run must leave the mailbox exactly as it was.
     mailbox_ids = mailbox.ensure_labels(labels.names, create=mode == "apply") if mailbox is not None else {}
     known = set(mailbox_ids.values()) | (mailbox.our_label_ids() if mailbox is not None else set())

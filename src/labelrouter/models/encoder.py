@@ -58,7 +58,7 @@ class Encoder:
     """Sentence embeddings, L2-normalised float32, in batches."""
 
     def __init__(self, path: Path | None = None, *, device: str = "cpu", autocast: str = "auto",
-                 batch_size: int = 64):
+                 batch_size: int = 64, name: str | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a model hub
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -69,7 +69,9 @@ class Encoder:
         self.path = Path(path) if path is not None else packaged_encoder_path()
         if not (self.path / "config.json").exists():
             raise ModelArtifactError(f"no encoder at {self.path} (config.json missing)")
-        self.name = PACKAGED_ENCODER if path is None else self.path.name
+        # The version names the weights: `name@fingerprint`. A fine-tuned encoder is named by whoever
+        # stored it (the model registry), not by the folder it happens to be unpacked in.
+        self.name = name or (PACKAGED_ENCODER if path is None else self.path.name)
         self.version = f"{self.name}@{model_fingerprint(self.path)}"
         try:
             self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
@@ -101,9 +103,16 @@ class Encoder:
 
 
 @lru_cache(maxsize=4)
-def load_encoder(path: Path | None = None, device: str = "cpu", autocast: str = "auto", batch_size: int = 64) -> Encoder:
+def load_encoder(path: Path | None = None, device: str = "cpu", autocast: str = "auto", batch_size: int = 64,
+                 name: str | None = None) -> Encoder:
     """Load once per process and share (the model is ~90 MB and takes a second to load)."""
-    return Encoder(path, device=device, autocast=autocast, batch_size=batch_size)
+    return Encoder(path, device=device, autocast=autocast, batch_size=batch_size, name=name)
+
+
+def encoder_version(path: Path | None = None, name: str | None = None) -> str:
+    """The version an `Encoder` of these weights would have, without loading them."""
+    folder = Path(path) if path is not None else packaged_encoder_path()
+    return f"{name or (PACKAGED_ENCODER if path is None else folder.name)}@{model_fingerprint(folder)}"
 
 
 def encoder_for(settings: object) -> Encoder:

@@ -10,9 +10,9 @@ from typing import Any
 
 from labelrouter.artifacts import open_artifacts
 from labelrouter.labels import LabelSet, load_label_set
-from labelrouter.models.encoder import Encoder, encoder_for
+from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.registry import ModelRegistry
+from labelrouter.models.registry import ModelRegistry, serving_encoder
 from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
@@ -22,13 +22,14 @@ from labelrouter.training.graph import TrainingContext, TrainingState, build_tra
 def build_training_context(settings: Settings, store: Store, *, labels: LabelSet | None = None,
                            encoder: Encoder | None = None, **overrides: Any) -> TrainingContext:
     labels = labels or load_label_set(settings.labels_path)
-    encoder = encoder or encoder_for(settings)
+    registry = ModelRegistry(open_artifacts(settings))
+    encoder = encoder or serving_encoder(settings, registry)
     index = LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir)
     overrides.setdefault("archive_target_precision", settings.archive_target_precision)
     overrides.setdefault("target_precision", settings.target_precision)
     overrides.setdefault("min_coverage", settings.min_coverage)
     return TrainingContext(store=store, encoder=encoder, router=Router.from_settings(settings, labels, index),
-                           registry=ModelRegistry(open_artifacts(settings)), **overrides)
+                           registry=registry, **overrides)
 
 
 def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
