@@ -74,6 +74,10 @@ def test_missing_file_is_one_line(env):
     _assert_one_line_error(runner.invoke(app, ["label", "/no/such/file.eml"], env=env), "cannot read")
 
 
+def test_an_unknown_training_stage_is_one_line(env):
+    _assert_one_line_error(runner.invoke(app, ["train", "--stages", "rerank"], env=env), "head, retrieval or all")
+
+
 @pytest.mark.parametrize(
     ("raw", "check"),
     [

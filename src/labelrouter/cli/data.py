@@ -49,17 +49,34 @@ def import_(
               + (f"; {len(outside)} of its labels are not configured and will not be trained" if outside else ""))
 
 
-@friendly_errors
-def train(labels: LabelsOpt = None) -> None:
-    """Run the training graph: mine examples, train a head, evaluate it, promote it only if it is better."""
-    from labelrouter.training import build_training_context, run_training
+STAGES = {"head": frozenset({"head"}), "retrieval": frozenset({"head", "retrieval"}),
+          "all": frozenset({"head", "retrieval"})}
 
+
+@friendly_errors
+def train(
+    stages: Annotated[str, typer.Option(help="head (nightly: seconds), retrieval or all (weekly: the bi-encoder is "
+                                             "fine-tuned, the examples re-embedded, and encoder + head judged as one bundle).")] = "head",
+    steps: Annotated[int, typer.Option(min=1, help="Retrieval budget: optimizer steps at most.")] = 200,
+    examples: Annotated[int, typer.Option(min=2, help="Retrieval budget: training examples at most.")] = 4_000,
+    minutes: Annotated[float, typer.Option(min=0.0, help="Retrieval budget: minutes of fine-tuning at most.")] = 30.0,
+    labels: LabelsOpt = None,
+) -> None:
+    """Run the training graph: mine examples, train a head (and with --stages retrieval a bi-encoder),
+    evaluate it against the current model, promote it only if it is better."""
+    from labelrouter.training import build_training_context, run_training
+    from labelrouter.training.bi_encoder import Budget
+
+    if stages not in STAGES:
+        raise LabelRouterError(f"--stages takes head, retrieval or all, not {stages!r}")
     settings = settings_for(labels)
     label_set = backends.labels(settings)
     store = backends.store(settings)
     try:
-        ctx = build_training_context(settings, store, labels=label_set)
         with err.status("training") as status:
+            ctx = build_training_context(settings, store, labels=label_set, stages=STAGES[stages],
+                                         retrieval_budget=Budget(steps=steps, examples=examples, minutes=minutes),
+                                         cache_dir=settings.resolved_cache_dir, progress=status.update)
             state = run_training(ctx, on_node=lambda node: status.update(f"training: {node} done"))
     finally:
         store.close()

@@ -298,6 +298,9 @@ class EncoderStore:
         key = _encoder_key(version)
         return f"encoders/{key}/encoder.json" in self.artifacts.list(f"encoders/{key}/")
 
+    def delete(self, version: str) -> None:
+        self.artifacts.delete(f"encoders/{_encoder_key(version)}/")
+
     def unpack(self, version: str, cache_dir: Any) -> tuple[Any, str]:
         """(local folder, name) of a stored encoder, unpacked under `cache_dir` and checked file by file;
         an earlier unpacking is reused when it still matches."""

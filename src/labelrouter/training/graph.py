@@ -1,13 +1,14 @@
 """The training graph (separate from inference):
 
-    START → mine_feedback → build_datasets → train_head → evaluate → promote → END
+    START → mine_feedback → build_datasets → [train_bi_encoder → reembed] → train_head → evaluate → promote → END
 
 `train_head` fits on the training split and `evaluate` judges it on the validation split (the newest
-examples) against the current head; `promote` refits the winner on both before it becomes current.
+examples) against the current head; `promote` refits the winner on both before it becomes current. With
+the retrieval stages (`stages`, `training.retrieval_stage`), the bi-encoder is fine-tuned first, the
+examples re-embedded with it, and the head trained on those vectors: encoder, head and label vectors are
+judged and promoted as one bundle. (The cross-encoder and distillation will follow the bi-encoder.)
 
 Conditional edges end the run early, saying why, when a stage lacks data or the candidate loses.
-The retrieval stages (bi-encoder, cross-encoder, distillation) will go between build_datasets and
-train_head: `after_datasets` is where the run will branch to them when there is enough data.
 
 State holds only serializable values (example ids, versions, metrics); embeddings stay in the store, the
 context holds only dependencies, and the candidate head is staged until it is promoted.
@@ -15,13 +16,16 @@ context holds only dependencies, and the candidate head is staged until it is pr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import operator
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from langgraph.graph import END, START, StateGraph
@@ -31,12 +35,14 @@ from pydantic import BaseModel, Field
 from labelrouter.labels import LabelSet
 from labelrouter.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
+from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.router import Router
 from labelrouter.splits import holdout, time_order
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
+from labelrouter.training.bi_encoder import Budget
 from labelrouter.training.head import (
     DENSE_SCALE,
     SELECT_AT_MOST,
@@ -45,6 +51,12 @@ from labelrouter.training.head import (
     refresh_label_vectors,
     train_hybrid_head,
     train_important,
+)
+from labelrouter.training.retrieval_stage import (
+    decode_rows,
+    discard_candidate_encoder,
+    reembed,
+    train_bi_encoder,
 )
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
@@ -75,6 +87,15 @@ class TrainingContext:
     # Each example's document analysed once per context, not once per stage (fit, calibrate, pull,
     # evaluate, refit each transform them); the stages that read documents activate it.
     analysis: AnalysisCache = field(default_factory=AnalysisCache)
+    # The retrieval stages (`training.retrieval_stage`): run only when asked (`labelrouter train --stages`).
+    stages: frozenset[str] = frozenset({"head"})
+    retrieval_budget: Budget = field(default_factory=Budget)
+    retrieval_weighting: Literal["flat", "hierarchy"] = "hierarchy"
+    min_retrieval: int = 200  # training examples before the bi-encoder is fine-tuned
+    cache_dir: Path | None = None  # where a candidate encoder is unpacked (default: a temporary folder)
+    progress: Callable[[str], None] = field(default=lambda _message: None)
+    _encoders: dict[str, Encoder] = field(default_factory=dict)
+    _routers: dict[str, Router] = field(default_factory=dict)
 
     @property
     def labels(self) -> LabelSet:
@@ -89,16 +110,47 @@ class TrainingContext:
             raise ValueError(f"{missing} examples of this training run are no longer in the store")
         return [found[i] for i in ids]
 
-    def matrix(self, ids: list[str]) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+    def matrix(self, ids: list[str], encoder_version: str | None = None) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+        """The examples' vectors (by `encoder_version` when it is another encoder: a candidate's), labels
+        and rows."""
         rows = self.examples(ids)
-        X = np.vstack([decode_embedding(r["embedding"]) for r in rows]).astype(np.float32)
+        if encoder_version and encoder_version != self.encoder.version:
+            X = decode_rows(self.store.example_vectors(encoder_version), rows)
+        else:
+            X = np.vstack([decode_embedding(r["embedding"]) for r in rows]).astype(np.float32)
         return X, [r["label"] for r in rows], rows
+
+    def encoder_for(self, version: str) -> Encoder:
+        """This context's encoder, or a candidate one from the registry (loaded once)."""
+        if version == self.encoder.version:
+            return self.encoder
+        if version not in self._encoders:
+            cache = self.cache_dir or Path(tempfile.mkdtemp(prefix="labelrouter-encoders-"))
+            path, name = self.registry.encoders.unpack(version, cache)
+            self._encoders[version] = Encoder(path, name=name, device=self.encoder.device,
+                                              batch_size=self.encoder.batch_size)
+        return self._encoders[version]
+
+    def router_for(self, version: str | None) -> Router:
+        """The router whose label vectors `version`'s encoder made (this context's for its own encoder)."""
+        if not version or version == self.encoder.version:
+            return self.router
+        if version not in self._routers:
+            encoder = self.encoder_for(version)
+            index = LabelIndex.build(self.labels, encoder)
+            self._routers[version] = dataclasses.replace(self.router, index=index, encoder_version=encoder.version,
+                                                         _active=None)
+        return self._routers[version]
 
 
 def documents(rows: list[dict[str, Any]]) -> list[str]:
     """The examples' documents; one whose text retention expired (or stored before documents were) falls
     back to its embedded text, then to nothing: its lexical features are what is left of it."""
     return [r.get("document") or r.get("embedded_text") or "" for r in rows]
+
+
+def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    return {**left, **right}
 
 
 class TrainingState(BaseModel):
@@ -116,6 +168,8 @@ class TrainingState(BaseModel):
     scale_chosen_on: int = 0
     current_version: str = ""
     candidate_version: str | None = None
+    candidate_encoder: str | None = None  # a fine-tuned encoder this run is judging (`train_bi_encoder`)
+    stage_reports: Annotated[dict[str, Any], _merge] = Field(default_factory=dict)
     important_val_ids: list[str] = Field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
     promoted: bool = False
@@ -126,6 +180,9 @@ class TrainingState(BaseModel):
 def mine_feedback(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """Labeled examples from the store for the current encoder (imports now; mined feedback next)."""
     ctx = runtime.context
+    # A promotion of a new encoder moves the pointer, then makes its vectors the examples' own; a run that
+    # died between the two (or a rollback to an earlier encoder) is completed here.
+    ctx.store.switch_example_vectors(ctx.encoder.version)
     rows = ctx.store.examples(ctx.encoder.version)
     known = [r for r in rows if r["label"] in ctx.labels]
     return {"n_examples": len(known), "dropped_unknown_labels": len(rows) - len(known),
@@ -169,8 +226,8 @@ def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> s
         return "not_enough_data"
     if not state.n_unlearned:
         return "nothing_new"
-    # Retrieval stages (train_bi_encoder → train_cross_encoder → distill) will branch from here.
-    return "train_head"
+    # The retrieval stages (the cross-encoder and distillation will follow the bi-encoder here).
+    return "train_bi_encoder" if "retrieval" in ctx.stages else "train_head"
 
 
 def _unlearned(head: Any, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -206,11 +263,11 @@ def _weights(rows: list[dict[str, Any]]) -> np.ndarray:
 
 
 def _refit(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str,
-           dense_scale: float) -> Any:
+           dense_scale: float, encoder: str) -> Any:
     """The promoted head fit again, at the candidate's scale, on every example (`promote`)."""
-    head = train_hybrid_head(X, documents(rows), y, embedder=ctx.encoder.version, version=version,
+    head = train_hybrid_head(X, documents(rows), y, embedder=encoder, version=version,
                              sample_weight=_weights(rows), label_order=ctx.labels.names, dense_scale=dense_scale)
-    head.label_vectors = refresh_label_vectors(ctx.router.index, X, y)
+    head.label_vectors = refresh_label_vectors(ctx.router_for(encoder).index, X, y)
     return head
 
 
@@ -219,16 +276,19 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     """The head on vectors and lexical features of the training examples; its temperature and its pull
     against the router fitted on the validation examples (`training.head`)."""
     ctx = runtime.context
-    X, y, rows = ctx.matrix(state.train_ids)
+    encoder = state.candidate_encoder or ctx.encoder.version  # a candidate encoder's vectors, when there is one
+    X, y, rows = ctx.matrix(state.train_ids, encoder)
     # The version names the data: train and validation (a promoted head is refit on both).
     digest = hashlib.sha256(X.tobytes() + "\n".join(y + ["--"] + state.val_ids).encode()).hexdigest()[:8]
     version = f"h{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}"
-    X_val, y_val, val_rows = ctx.matrix(state.val_ids)
+    X_val, y_val, val_rows = ctx.matrix(state.val_ids, encoder)
     # The refit at promotion finds this run's vocabulary already named (the context's analysis cache).
-    head = fit_head(ctx.router, X, documents(rows), y, X_val, documents(val_rows), y_val,
-                    embedder=ctx.encoder.version, version=version, sample_weight=_weights(rows), scale=state.known_scale)
+    head = fit_head(ctx.router_for(encoder), X, documents(rows), y, X_val, documents(val_rows), y_val,
+                    embedder=encoder, version=version, sample_weight=_weights(rows), scale=state.known_scale)
     head.metrics[SCALE_CHOSEN_ON] = state.scale_chosen_on
-    important_val = _fit_important(head, ctx)
+    # The important head reads the vectors of processed messages, which only the current encoder made:
+    # a bundle with a new encoder goes without one until the next run after its promotion.
+    important_val = _fit_important(head, ctx) if encoder == ctx.encoder.version else []
     ctx.registry.stage(head)
     return {"candidate_version": version, "important_val_ids": important_val}
 
@@ -275,6 +335,8 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     threshold; then refit the candidate's fallback, archive and silver-margin thresholds."""
     ctx = runtime.context
     X, y, rows = ctx.matrix(state.val_ids)
+    encoder = state.candidate_encoder or ctx.encoder.version
+    X_cand = X if encoder == ctx.encoder.version else ctx.matrix(state.val_ids, encoder)[0]
     docs = documents(rows)
     gold = np.array([ctx.labels.index(label) for label in y])
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
@@ -287,8 +349,8 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     judged = unseen if unseen.sum() >= ctx.min_val else np.ones(len(rows), dtype=bool)
     cur = router_metrics(current_router.score(X, docs).rows(judged), gold[judged], ctx.labels, current_threshold)
 
-    candidate = ctx.registry.staged(str(state.candidate_version), embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    scores = ctx.router.with_head(candidate, threshold=current_threshold).score(X, docs)
+    candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
+    scores = ctx.router_for(encoder).with_head(candidate, threshold=current_threshold).score(X_cand, docs)
     correct = scores.top == gold
     policy = fallback_policy(scores.confidence, correct, ctx.target_precision, ctx.min_coverage)
     threshold = policy["threshold"]
@@ -342,15 +404,18 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     bundle."""
     ctx = runtime.context
     version = str(state.candidate_version)
-    candidate = ctx.registry.staged(version, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    X, y, rows = ctx.matrix(state.train_ids + state.val_ids)
-    refit = _refit(ctx, X, y, rows, version, float(candidate.metrics.get("dense_scale", DENSE_SCALE)))
+    encoder = state.candidate_encoder or ctx.encoder.version
+    candidate = ctx.registry.staged(version, embedder=encoder, dim=ctx.encoder.dim)
+    X, y, rows = ctx.matrix(state.train_ids + state.val_ids, encoder)
+    refit = _refit(ctx, X, y, rows, version, float(candidate.metrics.get("dense_scale", DENSE_SCALE)), encoder)
     for name in ("temperature", "pull", "thresholds", "metrics", "created_at", "important_w", "important_b"):
         setattr(refit, name, getattr(candidate, name))
     # What the next run's gate must not judge this head on: it has learned those examples.
     refit.metrics = {**refit.metrics, "trained_through_seq": max(int(r["seq"]) for r in rows)}
     ctx.registry.stage(refit)
-    ctx.registry.promote(version, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
+    ctx.registry.promote(version, embedder=encoder, dim=ctx.encoder.dim)
+    if encoder != ctx.encoder.version:  # the new encoder's vectors become the examples' own (and repaired by
+        ctx.store.switch_example_vectors(encoder)  # the next run's mine_feedback if this one dies here)
     cur, cand = state.metrics["current"], state.metrics["candidate"]
     return {"promoted": True,
             "decision": f"promoted {state.candidate_version}: top-1 {cand['top1']:.4f} vs {cur['top1']:.4f}"}
@@ -358,6 +423,7 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
 
 def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     runtime.context.registry.discard(str(state.candidate_version))
+    discard_candidate_encoder(runtime.context, state.candidate_encoder)
     cur, cand = state.metrics["current"], state.metrics["candidate"]
     return {"promoted": False, "decision": (
         f"kept {state.current_version}: candidate top-1 {cand['top1']:.4f} vs {cur['top1']:.4f} "
@@ -366,11 +432,15 @@ def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str,
 
 def build_training_graph() -> StateGraph:
     builder = StateGraph(TrainingState, context_schema=TrainingContext)
-    for node in (mine_feedback, build_datasets, not_enough_data, nothing_new, train_head, evaluate, promote, reject):
+    for node in (mine_feedback, build_datasets, not_enough_data, nothing_new, train_bi_encoder, reembed, train_head,
+                 evaluate, promote, reject):
         builder.add_node(node.__name__, node)
     builder.add_edge(START, "mine_feedback")
     builder.add_edge("mine_feedback", "build_datasets")
-    builder.add_conditional_edges("build_datasets", after_datasets, ["not_enough_data", "nothing_new", "train_head"])
+    builder.add_conditional_edges("build_datasets", after_datasets,
+                                  ["not_enough_data", "nothing_new", "train_bi_encoder", "train_head"])
+    builder.add_edge("train_bi_encoder", "reembed")
+    builder.add_edge("reembed", "train_head")
     builder.add_edge("not_enough_data", END)
     builder.add_edge("nothing_new", END)
     builder.add_edge("train_head", "evaluate")
