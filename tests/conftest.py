@@ -78,15 +78,13 @@ def encoder() -> Encoder:
 
 @pytest.fixture
 def stub_encoder(monkeypatch: pytest.MonkeyPatch):
-    """The stub encoder, also for code that builds its encoder from settings (the CLI, build_context)."""
-    import labelrouter.graph.context
+    """The stub encoder, also for code that builds its encoder from settings (the CLI, build_context and
+    training resolve it through `models.registry.serving_encoder`, which calls `encoder_for`)."""
     import labelrouter.models.encoder
-    import labelrouter.training
     from tests.stub_encoder import StubEncoder
 
     stub = StubEncoder()
-    for module in (labelrouter.models.encoder, labelrouter.graph.context, labelrouter.training):
-        monkeypatch.setattr(module, "encoder_for", lambda settings: stub)
+    monkeypatch.setattr(labelrouter.models.encoder, "encoder_for", lambda settings: stub)
     return stub
 
 

@@ -158,12 +158,12 @@ def _hold_lock(root: str, ready, release) -> None:
 
 
 def test_a_second_run_on_the_same_mailbox_exits_with_one_line(tmp_path, monkeypatch):
-    import labelrouter.graph.context as context
+    import labelrouter.models.encoder as encoders  # where every entry point gets its encoder from
 
     def no_model(*args, **kwargs):
         raise AssertionError("a refused run must not load the model")
 
-    monkeypatch.setattr(context, "encoder_for", no_model)
+    monkeypatch.setattr(encoders, "encoder_for", no_model)
     root = tmp_path / "Mail"
     box = LocalMaildir(root)
     with box.lock(), box.lock():  # re-entrant for one mailbox object (the CLI and the labeler both take it)

@@ -103,12 +103,12 @@ def test_an_mbox_with_one_bad_message_labels_the_others(tmp_path, env, encoder):
 
 
 def test_unusable_input_is_refused_before_the_model_loads(tmp_path, env, monkeypatch):
-    import labelrouter.graph.context as context
+    import labelrouter.models.encoder as encoders  # where every entry point gets its encoder from
 
     def no_model(*args, **kwargs):
         raise AssertionError("the encoder must not load for input that is refused")
 
-    monkeypatch.setattr(context, "encoder_for", no_model)
+    monkeypatch.setattr(encoders, "encoder_for", no_model)
     empty = tmp_path / "empty.eml"
     empty.write_bytes(b"")
     result = runner.invoke(app, ["label", str(empty)], env=env)
