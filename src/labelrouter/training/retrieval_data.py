@@ -53,7 +53,7 @@ def retrieval_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, 
     negatives = min(negatives, len(routable) - 1)  # as many distinct wrong labels as there are
     usable = [i for i, r in enumerate(rows) if r["label"] in labels and allowed[labels.index(r["label"])]
               and (r.get("embedded_text") or "").strip()]
-    chosen = _draw(usable, rows, at_most, kind_weights or {}, seed)
+    chosen = draw_examples(usable, rows, at_most, kind_weights or {}, seed)
     if not chosen or negatives < 1:
         return RetrievalRows({"message": [], "positive": [], **{f"negative_{k + 1}": [] for k in range(negatives)},
                               "label": []}, [], {})
@@ -86,7 +86,7 @@ def retrieval_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, 
     return RetrievalRows(columns, [rows[i]["example_id"] for i in chosen], {k: v for k, v in sources.items() if v})
 
 
-def _draw(usable: list[int], rows: list[dict[str, Any]], at_most: int | None, kind_weights: dict[str, float],
+def draw_examples(usable: list[int], rows: list[dict[str, Any]], at_most: int | None, kind_weights: dict[str, float],
           seed: int) -> list[int]:
     """Up to `at_most` of `usable`, drawn without replacement with probability ∝ kind weight; in stored order."""
     if at_most is None or len(usable) <= at_most:
