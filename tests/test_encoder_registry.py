@@ -75,3 +75,5 @@ def test_the_current_bundle_names_the_encoder_inference_loads(encoder, tmp_path)
     np.testing.assert_allclose(serving.encode(["hello"]), encoder.encode(["hello"]), atol=1e-5)  # same weights
     assert serving_encoder(settings.model_copy(update={"encoder_path": packaged_encoder_path()}),
                            registry).version != version  # an explicit encoder path always wins
+    with pytest.raises(ModelArtifactError, match="restart it to switch encoders"):  # a process started before
+        registry.current_head(embedder=encoder.version, dim=encoder.dim)

@@ -126,8 +126,13 @@ class ModelRegistry:
     def _read_bundle(self, folder: str, *, embedder: str, dim: int) -> LinearHead:
         manifest, files = self._verified_files(folder)
         if manifest.get("encoder") != embedder:
+            wanted = str(manifest.get("encoder"))
+            if _VERSION.fullmatch(wanted.replace("@", "-")) and self.encoders.has(wanted):
+                raise ModelArtifactError(  # a promotion that changed the encoder, seen by a running process
+                    f"model bundle {self._where(folder)} uses the fine-tuned encoder {wanted!r}, but this process "
+                    f"loaded {embedder!r}; restart it to switch encoders")
             raise ModelArtifactError(
-                f"model bundle {self._where(folder)}: trained on embeddings of {manifest.get('encoder')!r}, but "
+                f"model bundle {self._where(folder)}: trained on embeddings of {wanted!r}, but "
                 f"the encoder is {embedder!r}; retrain or roll back")
         return head_from_files(files, self._where(folder), embedder=embedder, dim=dim)
 
