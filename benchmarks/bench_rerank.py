@@ -20,19 +20,17 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
+from bench_retrieval import load_set  # noqa: E402 - benchmarks/ is the script's own folder
 
 from labelrouter.evaluation import Evaluator  # noqa: E402
 from labelrouter.models.encoder import load_encoder, packaged_encoder_path  # noqa: E402
 from labelrouter.models.label_index import LabelIndex  # noqa: E402
 from labelrouter.models.reranker import CrossEncoderReranker  # noqa: E402
 from labelrouter.models.scoring import ScoringParams  # noqa: E402
-from labelrouter.training.bi_encoder import Budget  # noqa: E402
+from labelrouter.training.budget import Budget  # noqa: E402
 from labelrouter.training.cross_encoder import listwise_rows, train_cross_encoder  # noqa: E402
 from labelrouter.training.graph import KIND_WEIGHTS  # noqa: E402
-from labelrouter.training.importer import read_labeled_set, row_text_and_document  # noqa: E402
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DATA = PROJECT_ROOT.parent / "shared" / "data"
+from labelrouter.training.importer import row_text_and_document  # noqa: E402
 
 
 def sibling_share(pred: np.ndarray, gold: np.ndarray, parents: list[str | None]) -> float:
@@ -56,9 +54,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    folder = DATA / args.set
-    data = read_labeled_set(folder / "messages.jsonl.gz", folder / "taxonomy.json",
-                            oos_label="oos" if args.set == "clinc150" else None)
+    data = load_set(args.set)
     encoder = load_encoder(None, "cpu", "off", 64)
     ev = Evaluator(data, encoder, ScoringParams(), cache_dir=args.cache)
     labels, parents = ev.labels, [label.parent for label in ev.labels.labels]

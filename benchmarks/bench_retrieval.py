@@ -30,7 +30,8 @@ from labelrouter.evaluation import Evaluator  # noqa: E402
 from labelrouter.models.encoder import Encoder, load_encoder, packaged_encoder_path  # noqa: E402
 from labelrouter.models.label_index import LabelIndex  # noqa: E402
 from labelrouter.models.scoring import ScoringParams  # noqa: E402
-from labelrouter.training.bi_encoder import Budget, train_bi_encoder  # noqa: E402
+from labelrouter.training.bi_encoder import train_bi_encoder  # noqa: E402
+from labelrouter.training.budget import Budget  # noqa: E402
 from labelrouter.training.graph import KIND_WEIGHTS  # noqa: E402
 from labelrouter.training.importer import LabeledSet, read_labeled_set, row_text_and_document  # noqa: E402
 from labelrouter.training.retrieval_data import retrieval_rows  # noqa: E402
@@ -38,6 +39,13 @@ from labelrouter.training.retrieval_data import retrieval_rows  # noqa: E402
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA = PROJECT_ROOT.parent / "shared" / "data"
 KEEP = ("top1", "recall@5", "recall@20", "sibling_error_share", "macro_f1", "fallback_rate", "candidate_recall")
+
+
+def load_set(name: str) -> LabeledSet:
+    """A set of ../shared/data by name (clinc150's out-of-scope rows as its fallback)."""
+    folder = DATA / name
+    return read_labeled_set(folder / "messages.jsonl.gz", folder / "taxonomy.json",
+                            oos_label="oos" if name == "clinc150" else None)
 
 
 def evaluate(data: LabeledSet, encoder: Encoder, cache: Path) -> dict[str, Any]:
@@ -67,9 +75,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    folder = DATA / args.set
-    data = read_labeled_set(folder / "messages.jsonl.gz", folder / "taxonomy.json",
-                            oos_label="oos" if args.set == "clinc150" else None)
+    data = load_set(args.set)
     if args.test_limit is not None:
         test = [r for r in data.rows if r.get("split") == "test"][: args.test_limit]
         keep = {id(r) for r in test}

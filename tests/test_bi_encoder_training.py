@@ -6,7 +6,8 @@ import numpy as np
 from labelrouter.labels import parse_label_set
 from labelrouter.models.encoder import Encoder, packaged_encoder_path
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.training.bi_encoder import Budget, train_bi_encoder
+from labelrouter.training.bi_encoder import train_bi_encoder
+from labelrouter.training.budget import Budget
 from labelrouter.training.retrieval_data import retrieval_rows
 
 LABELS = parse_label_set({

@@ -9,7 +9,7 @@ from labelrouter.labels import parse_label_set
 from labelrouter.models.encoder import packaged_encoder_path
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.reranker import CrossEncoderReranker
-from labelrouter.training.bi_encoder import Budget
+from labelrouter.training.budget import Budget
 from labelrouter.training.cross_encoder import NEG_LOG, listwise_rows, train_cross_encoder
 
 LABELS = parse_label_set({

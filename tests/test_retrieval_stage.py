@@ -12,7 +12,7 @@ from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, retrieval_stage, run_training
-from labelrouter.training.bi_encoder import Budget, StageReport
+from labelrouter.training.budget import Budget, StageReport
 from labelrouter.training.importer import import_examples, read_labeled_set, row_message
 from tests.conftest import registry_at
 from tests.test_training import CLINC, _write_jsonl, clinc  # noqa: F401 - the module-scoped subset fixture

@@ -65,7 +65,7 @@ def train(
     """Run the training graph: mine examples, train a head (and with --stages retrieval a bi-encoder),
     evaluate it against the current model, promote it only if it is better."""
     from labelrouter.training import build_training_context, run_training
-    from labelrouter.training.bi_encoder import Budget
+    from labelrouter.training.budget import Budget
 
     if stages not in STAGES:
         raise LabelRouterError(f"--stages takes head, retrieval or all, not {stages!r}")

@@ -19,9 +19,6 @@ Trained within a `Budget` like the bi-encoder; saved as safetensors (`CrossEncod
 
 from __future__ import annotations
 
-import math
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +27,8 @@ import numpy as np
 
 from labelrouter.errors import LabelRouterError
 from labelrouter.labels import LabelSet
-from labelrouter.models.encoder import native_bf16
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.training.bi_encoder import Budget, StageReport
+from labelrouter.training.budget import Budget, StageReport, planned_steps, run_budgeted
 from labelrouter.training.retrieval_data import draw_examples
 
 LOSSES = ("listnet", "plistmle", "lambda")
@@ -101,14 +97,12 @@ def train_cross_encoder(base: Path, columns: dict[str, list[Any]], out_dir: Path
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from sentence_transformers.cross_encoder import losses as ce_losses
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
-    from transformers import TrainerCallback
     from transformers import logging as hf_logging
 
     budget = budget or Budget()
     n_rows = min(len(columns["query"]), budget.examples)
     if n_rows < 2:
         raise LabelRouterError(f"the cross-encoder needs at least 2 training rows, got {n_rows}")
-    say = progress or (lambda _m: None)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)  # the new scoring head's initial weights
     verbosity = hf_logging.get_verbosity()
@@ -121,41 +115,14 @@ def train_cross_encoder(base: Path, columns: dict[str, list[Any]], out_dir: Path
     loss_fn = {"listnet": ce_losses.ListNetLoss, "plistmle": ce_losses.PListMLELoss,
                "lambda": ce_losses.LambdaLoss}[loss](model)
     batch = min(batch_size, n_rows)
-    steps = max(1, min(budget.steps, math.ceil(epochs * n_rows / batch)))
-    report = StageReport("cross_encoder", examples=n_rows)
-    started = time.perf_counter()
-
-    class Limits(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            elapsed = time.perf_counter() - started
-            if state.global_step % max(1, steps // 10) == 0 or state.global_step == steps:
-                say(f"cross-encoder: step {state.global_step}/{steps}, {elapsed:.0f} s")
-            if elapsed > budget.minutes * 60:
-                report.stopped_by = "minutes"
-                control.should_training_stop = True
-            return control
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
-            if logs and "loss" in logs:
-                report.metrics.setdefault("loss", []).append(round(float(logs["loss"]), 4))
-
-    bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported() or (device == "cpu" and native_bf16())
-    with tempfile.TemporaryDirectory(prefix="labelrouter-cross-") as scratch:
-        args = CrossEncoderTrainingArguments(
-            output_dir=scratch, max_steps=steps, per_device_train_batch_size=batch, learning_rate=learning_rate,
-            warmup_steps=max(1, steps // 10), weight_decay=0.01, seed=seed, data_seed=seed, bf16=bf16,
-            use_cpu=device == "cpu", save_strategy="no", eval_strategy="no", report_to="none",
-            logging_steps=max(1, steps // 10), disable_tqdm=True, dataloader_drop_last=n_rows > batch,
-        )
-        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss_fn,
-                                      callbacks=[Limits()])
-        state = trainer.train()
-    report.steps = int(trainer.state.global_step)
-    report.seconds = time.perf_counter() - started
-    report.stopped_by = report.stopped_by or ("steps" if steps == budget.steps else "data")
-    report.metrics["train_loss"] = round(float(state.training_loss), 4)
+    steps = planned_steps(budget, n_rows, batch, epochs)
+    report = run_budgeted(
+        "cross_encoder", lambda args, callbacks: CrossEncoderTrainer(
+            model=model, args=args, train_dataset=dataset, loss=loss_fn, callbacks=callbacks),
+        CrossEncoderTrainingArguments, budget=budget, n_rows=n_rows, batch=batch, steps=steps,
+        learning_rate=learning_rate, device=device, seed=seed, progress=progress)
     report.metrics["loss_fn"] = loss
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir), safe_serialization=True)
-    say(f"cross-encoder: {report.steps} steps on {n_rows} lists in {report.seconds:.0f} s ({report.stopped_by})")
+    (progress or (lambda _m: None))(f"cross-encoder: {report.steps} steps on {n_rows} lists in {report.seconds:.0f} s ({report.stopped_by})")
     return report

@@ -42,7 +42,7 @@ from labelrouter.router import Router
 from labelrouter.splits import holdout, time_order
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
-from labelrouter.training.bi_encoder import Budget
+from labelrouter.training.budget import Budget
 from labelrouter.training.head import (
     DENSE_SCALE,
     SELECT_AT_MOST,
