@@ -3,9 +3,10 @@ candidate lists, then reranking each test message's top-K, against retrieval alo
 
     .venv/bin/python benchmarks/bench_rerank.py --set clinc150 --losses listnet,listnet-soft,lambda --steps 150 [--k 8]
 
-Per configuration: top-1 of the reranked top-K (the cross-encoder alone, and × the head's weights), the
-share of errors that are sibling confusions, pairs and messages per second of reranking, training steps,
-lists and seconds. Retrieval is the packaged encoder's description vectors, as a new mailbox has them.
+Per configuration: top-1 of the reranked top-K of router × head (the cross-encoder alone, and × the head's
+weights), the share of errors that are sibling confusions, pairs and messages per second of reranking,
+training steps, lists and seconds. Training lists are description retrieval's top-K (the truth injected):
+harder than router × head's on the head's own training rows.
 """
 
 from __future__ import annotations
@@ -64,16 +65,21 @@ def main() -> None:
     index = LabelIndex.build(labels, encoder)
     allowed = np.zeros(len(labels), dtype=bool)
     allowed[index.labels.routable] = True
-    sims = index.similarities(ev.X[test])
-    sims[:, ~allowed] = -np.inf
-    top_k = np.argsort(-sims, axis=1, kind="stable")[:, : args.k]
+    # What the reranker reranks: the top K of router × head, the candidates inference has once a head is
+    # trained (description retrieval alone finds the right intent in its top 8 for only 88 % of clinc150).
+    scores = head_router.score(ev.X[test], ev._docs(test))
+    final = np.where(allowed[None, :], scores.final, -np.inf)
+    top_k = np.argsort(-final, axis=1, kind="stable")[:, : args.k]
     gold = ev.gold[test]
     in_top = (top_k == gold[:, None]).any(axis=1)
     head_weights = head_router.head.weights(ev.X[test], labels.names, ev._docs(test))
-    results = {"set": args.set, "k": args.k, "test_messages": len(test), f"recall@{args.k}": float(in_top.mean()),
-               "router_only_top1": float((top_k[:, 0] == gold).mean()),
-               "router_x_head_top1": float((head_router.score(ev.X[test], ev._docs(test)).top == gold).mean()),
-               "runs": []}
+    sims = index.similarities(ev.X[test])
+    sims[:, ~allowed] = -np.inf
+    results = {"set": args.set, "k": args.k, "test_messages": len(test),
+               f"router_x_head_recall@{args.k}": float(in_top.mean()),
+               "router_only_top1": float((sims.argmax(axis=1) == gold).mean()),
+               "router_x_head_top1": float((scores.top == gold).mean()),
+               "router_x_head_sibling_error_share": sibling_share(scores.top, gold, parents), "runs": []}
     print(json.dumps(results), flush=True)
     rows = [{"example_id": str(data.rows[i]["id"]), "label": data.rows[i]["label"], "kind": "gold",
              "rejected_label": None, "embedded_text": texts[i]} for i in train]
