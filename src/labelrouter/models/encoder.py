@@ -69,9 +69,7 @@ class Encoder:
         self.path = Path(path) if path is not None else packaged_encoder_path()
         if not (self.path / "config.json").exists():
             raise ModelArtifactError(f"no encoder at {self.path} (config.json missing)")
-        # The version names the weights: `name@fingerprint`. A fine-tuned encoder is named by whoever
-        # stored it (the model registry), not by the folder it happens to be unpacked in.
-        self.name = name or (PACKAGED_ENCODER if path is None else self.path.name)
+        self.name = _encoder_name(path, name)
         self.version = f"{self.name}@{model_fingerprint(self.path)}"
         try:
             self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
@@ -109,10 +107,17 @@ def load_encoder(path: Path | None = None, device: str = "cpu", autocast: str = 
     return Encoder(path, device=device, autocast=autocast, batch_size=batch_size, name=name)
 
 
+def _encoder_name(path: Path | None, name: str | None) -> str:
+    """The name part of an encoder's version (`name@fingerprint`, the fingerprint naming the weights). A
+    fine-tuned encoder is named by whoever stored it (the model registry), not by the folder it happens to
+    be unpacked in."""
+    return name or (PACKAGED_ENCODER if path is None else Path(path).name)
+
+
 def encoder_version(path: Path | None = None, name: str | None = None) -> str:
     """The version an `Encoder` of these weights would have, without loading them."""
     folder = Path(path) if path is not None else packaged_encoder_path()
-    return f"{name or (PACKAGED_ENCODER if path is None else folder.name)}@{model_fingerprint(folder)}"
+    return f"{_encoder_name(path, name)}@{model_fingerprint(folder)}"
 
 
 def encoder_for(settings: object) -> Encoder:

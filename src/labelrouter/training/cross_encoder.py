@@ -29,7 +29,7 @@ from labelrouter.errors import LabelRouterError
 from labelrouter.labels import LabelSet
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.training.budget import Budget, StageReport, planned_steps, run_budgeted
-from labelrouter.training.retrieval_data import draw_examples
+from labelrouter.training.retrieval_data import rejected_label, training_examples
 
 LOSSES = ("listnet", "plistmle", "lambda")
 TARGET = {"true": 1.0, "sibling": 0.1, "other": 0.01}  # the seed's hierarchical soft labels
@@ -43,13 +43,8 @@ def listwise_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, i
     reads them) for the trainer."""
     if loss not in LOSSES:
         raise LabelRouterError(f"cross-encoder loss must be one of {', '.join(LOSSES)}, not {loss!r}")
-    routable = index.labels.routable
-    allowed = np.zeros(len(labels), dtype=bool)
-    allowed[routable] = True
-    k = min(k, len(routable))
-    usable = [i for i, r in enumerate(rows) if r["label"] in labels and allowed[labels.index(r["label"])]
-              and (r.get("embedded_text") or "").strip()]
-    chosen = draw_examples(usable, rows, at_most, kind_weights or {}, seed)
+    allowed, _, chosen = training_examples(rows, labels, index, at_most, kind_weights, seed)
+    k = min(k, int(allowed.sum()))
     texts = labels.retrieval_texts()
     parents = [label.parent for label in labels.labels]
     rng = np.random.default_rng(seed)
@@ -60,10 +55,8 @@ def listwise_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, i
     for j, i in enumerate(chosen):
         true = labels.index(rows[i]["label"])
         ranked = [int(c) for c in np.argsort(-similarities[j], kind="stable") if allowed[c]]
-        must = [true]
-        rejected = rows[i].get("rejected_label")
-        if rejected in labels and rejected != rows[i]["label"] and allowed[labels.index(rejected)]:
-            must.append(labels.index(rejected))
+        rejected = rejected_label(rows[i], labels, allowed)
+        must = [true] if rejected is None else [true, rejected]
         siblings = [c for c in ranked if c != true and parents[true] is not None and parents[c] == parents[true]]
         if siblings and not any(c in siblings for c in ranked[:k]):
             must.append(siblings[0])

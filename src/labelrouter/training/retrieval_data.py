@@ -47,13 +47,8 @@ def retrieval_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, 
                    seed: int = 0) -> RetrievalRows:
     """`rows`: stored examples (label, kind, rejected_label, embedded_text) with their vectors `X`;
     `index`: the label vectors the router retrieves with now (refreshed ones included)."""
-    routable = index.labels.routable
-    allowed = np.zeros(len(labels), dtype=bool)
-    allowed[routable] = True
-    negatives = min(negatives, len(routable) - 1)  # as many distinct wrong labels as there are
-    usable = [i for i, r in enumerate(rows) if r["label"] in labels and allowed[labels.index(r["label"])]
-              and (r.get("embedded_text") or "").strip()]
-    chosen = draw_examples(usable, rows, at_most, kind_weights or {}, seed)
+    allowed, usable, chosen = training_examples(rows, labels, index, at_most, kind_weights, seed)
+    negatives = min(negatives, int(allowed.sum()) - 1)  # as many distinct wrong labels as there are
     if not chosen or negatives < 1:
         return RetrievalRows({"message": [], "positive": [], **{f"negative_{k + 1}": [] for k in range(negatives)},
                               "label": []}, [], {})
@@ -67,9 +62,8 @@ def retrieval_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, 
     for j, i in enumerate(chosen):
         true = labels.index(rows[i]["label"])
         ranked = [int(k) for k in np.argsort(-similarities[j], kind="stable") if allowed[k] and k != true]
-        confusions = ([("rejected", labels.index(rows[i]["rejected_label"]))]
-                      if rows[i].get("rejected_label") in labels and rows[i]["rejected_label"] != rows[i]["label"]
-                      and allowed[labels.index(rows[i]["rejected_label"])] else [])
+        rejected = rejected_label(rows[i], labels, allowed)
+        confusions = [("rejected", rejected)] if rejected is not None else []
         confusions += [("confusion", k) for k in ranked[:3]]
         parent = labels.labels[true].parent
         siblings = [("sibling", k) for k in ranked if parent is not None and labels.labels[k].parent == parent]
@@ -86,8 +80,29 @@ def retrieval_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, 
     return RetrievalRows(columns, [rows[i]["example_id"] for i in chosen], {k: v for k, v in sources.items() if v})
 
 
+def training_examples(rows: list[dict[str, Any]], labels: LabelSet, index: LabelIndex, at_most: int | None,
+                      kind_weights: dict[str, float] | None, seed: int) -> tuple[np.ndarray, list[int], list[int]]:
+    """(the labels retrieval may propose, as a mask; the examples a retrieval model can learn from — a
+    routable label and text to read; those drawn from them within the budget) — what the bi-encoder's and
+    the cross-encoder's rows start from."""
+    allowed = np.zeros(len(labels), dtype=bool)
+    allowed[index.labels.routable] = True
+    usable = [i for i, r in enumerate(rows) if r["label"] in labels and allowed[labels.index(r["label"])]
+              and (r.get("embedded_text") or "").strip()]
+    return allowed, usable, draw_examples(usable, rows, at_most, kind_weights or {}, seed)
+
+
+def rejected_label(row: dict[str, Any], labels: LabelSet, allowed: np.ndarray) -> int | None:
+    """A correction's rejected label (the one we applied and the user moved the message from), when it is
+    another routable label."""
+    rejected = row.get("rejected_label")
+    if rejected in labels and rejected != row["label"] and allowed[labels.index(rejected)]:
+        return labels.index(rejected)
+    return None
+
+
 def draw_examples(usable: list[int], rows: list[dict[str, Any]], at_most: int | None, kind_weights: dict[str, float],
-          seed: int) -> list[int]:
+                  seed: int) -> list[int]:
     """Up to `at_most` of `usable`, drawn without replacement with probability ∝ kind weight; in stored order."""
     if at_most is None or len(usable) <= at_most:
         return list(usable)
