@@ -52,12 +52,7 @@ from labelrouter.training.head import (
     train_hybrid_head,
     train_important,
 )
-from labelrouter.training.retrieval_stage import (
-    decode_rows,
-    discard_candidate_encoder,
-    reembed,
-    train_bi_encoder,
-)
+from labelrouter.training.retrieval_stage import discard_candidate_encoder, reembed, train_bi_encoder
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
 KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0.5}
@@ -95,6 +90,7 @@ class TrainingContext:
     cache_dir: Path | None = None  # where a candidate encoder is unpacked (default: a temporary folder)
     progress: Callable[[str], None] = field(default=lambda _message: None)
     _rows: dict[str, dict[str, Any]] | None = None  # this run's examples by id (`read_examples`)
+    _vectors: dict[str, dict[str, bytes]] = field(default_factory=dict)  # a candidate encoder's, by example id
     _encoders: dict[str, Encoder] = field(default_factory=dict)
     _routers: dict[str, Router] = field(default_factory=dict)
 
@@ -108,6 +104,7 @@ class TrainingContext:
         10,000 rows were a second of a run)."""
         rows = self.store.examples(self.encoder.version)
         self._rows = {r["example_id"]: r for r in rows}
+        self._vectors.clear()
         return rows
 
     def examples(self, ids: list[str]) -> list[dict[str, Any]]:
@@ -123,10 +120,16 @@ class TrainingContext:
         and rows."""
         rows = self.examples(ids)
         if encoder_version and encoder_version != self.encoder.version:
-            X = decode_rows(self.store.example_vectors(encoder_version), rows)
+            if encoder_version not in self._vectors:  # read once per run, not by each stage that needs them
+                self._vectors[encoder_version] = self.store.example_vectors(encoder_version)
+            vectors = self._vectors[encoder_version]
+            missing = [r["example_id"] for r in rows if r["example_id"] not in vectors]
+            if missing:
+                raise ValueError(f"{len(missing)} examples of this run have no vector of the candidate encoder")
+            embeddings = [vectors[r["example_id"]] for r in rows]
         else:
-            X = np.vstack([decode_embedding(r["embedding"]) for r in rows]).astype(np.float32)
-        return X, [r["label"] for r in rows], rows
+            embeddings = [r["embedding"] for r in rows]
+        return np.vstack([decode_embedding(e) for e in embeddings]).astype(np.float32), [r["label"] for r in rows], rows
 
     def encoder_for(self, version: str) -> Encoder:
         """This context's encoder, or a candidate one from the registry (loaded once)."""

@@ -4,9 +4,9 @@ encoder + head + label vectors as one bundle against the current one.
 
     build_datasets → train_bi_encoder → reembed → train_head → evaluate → promote | reject
 
-Both are no-ops (and say why in `skipped`) when the run was not asked for retrieval (`stages`), or has
-fewer training examples than `min_retrieval`: the head then trains on the current encoder's vectors as
-in a head-only run. The candidate encoder is stored in the registry (`encoders/`) and its vectors in the
+The graph comes here only when the run was asked for retrieval (`stages`). With fewer training examples
+than `min_retrieval` both are no-ops (`train_bi_encoder` says why in `skipped`): the head then trains on
+the current encoder's vectors as in a head-only run. The candidate encoder is stored in the registry (`encoders/`) and its vectors in the
 store (`example_vectors`) until the gate decides: promotion makes them the examples' own, rejection
 deletes both.
 """
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from langgraph.runtime import Runtime
 
 from labelrouter.training.bi_encoder import train_bi_encoder as fine_tune
@@ -34,8 +33,6 @@ def train_bi_encoder(state: TrainingState, runtime: Runtime[TrainingContext]) ->
     """Fine-tune the current encoder on the training split's (message, label, hard negatives) rows within
     the context's budget, and store it in the registry as a candidate encoder."""
     ctx = runtime.context
-    if "retrieval" not in ctx.stages:
-        return {}
     if len(state.train_ids) < ctx.min_retrieval:
         return {"skipped": [f"train_bi_encoder: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"]}
     from labelrouter.training.graph import KIND_WEIGHTS
@@ -66,7 +63,7 @@ def reembed(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     for start in range(0, len(rows), batch):
         part = rows[start:start + batch]
         X = encoder.encode(texts[start:start + batch])
-        ctx.store.put_example_vectors(state.candidate_encoder, [
+        ctx.store.put_example_vectors(state.candidate_encoder, [  # read back by `TrainingContext.matrix`
             (r["example_id"], x.astype("<f4").tobytes(), int(x.shape[0])) for r, x in zip(part, X, strict=True)])
         done += len(part)
         ctx.progress(f"re-embedding: {done}/{len(rows)}")
@@ -82,11 +79,3 @@ def discard_candidate_encoder(ctx: TrainingContext, version: str | None) -> None
     ctx.store.drop_example_vectors(version)
     ctx.registry.encoders.delete(version)
 
-
-def decode_rows(vectors: dict[str, bytes], rows: list[dict[str, Any]]) -> np.ndarray:
-    from labelrouter.store.records import decode_embedding
-
-    missing = [r["example_id"] for r in rows if r["example_id"] not in vectors]
-    if missing:
-        raise ValueError(f"{len(missing)} examples of this run have no vector of the candidate encoder")
-    return np.vstack([decode_embedding(vectors[r["example_id"]]) for r in rows]).astype(np.float32)
