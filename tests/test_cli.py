@@ -75,7 +75,7 @@ def test_missing_file_is_one_line(env):
 
 
 def test_an_unknown_training_stage_is_one_line(env):
-    _assert_one_line_error(runner.invoke(app, ["train", "--stages", "rerank"], env=env), "head, retrieval or all")
+    _assert_one_line_error(runner.invoke(app, ["train", "--stages", "distill"], env=env), "head, retrieval, rerank or all")
 
 
 @pytest.mark.parametrize(

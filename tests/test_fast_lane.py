@@ -65,12 +65,17 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
 
 
 def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_retrained(tmp_path, stub_encoder,
-                                                                                          settings):
+                                                                                          settings, monkeypatch):
     from labelrouter.labels import load_label_set
+    from labelrouter.models import lexical
+    from labelrouter.training import ANALYSIS_FILE
 
     store = open_store(settings)
     names = load_label_set(LABELS_JSON).names[:4]
-    store.add_examples(separable_examples(stub_encoder, names, per_label=12))
+    examples = separable_examples(stub_encoder, names, per_label=12)
+    for row in examples:
+        row["document"] = f"from: {row['label']}@x.example\n\nnote {row['example_id']} about {row['label']}"
+    store.add_examples(examples)
     state = run_training(build_training_context(settings, store))
     assert state.promoted, state.decision
     head = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version, dim=stub_encoder.dim)
@@ -83,9 +88,16 @@ def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_
     # whatever else of validation it has not learned (too few here, so on all of validation).
     more = separable_examples(stub_encoder, names[:1], per_label=13)[-1:]
     more[0]["example_id"] = "gold:new:1"
+    more[0]["document"] = f"from: {names[0]}@x.example\n\nthe newest note"
     store.add_examples(more)
+    # The first run kept its lexical analyses: this one analyses the new example's document only.
+    assert (settings.resolved_cache_dir / ANALYSIS_FILE).exists()
+    analysed = []
+    real = lexical.analyze
+    monkeypatch.setattr(lexical, "analyze", lambda d: analysed.append(d) or real(d))
     third = run_training(build_training_context(settings, store))
     assert third.decision != "not trained: nothing new" and third.metrics["candidate"]["judged_on"] >= 10
+    assert analysed == [more[0]["document"]]
 
 
 def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, stub_encoder, settings):

@@ -62,11 +62,11 @@ def test_an_active_analysis_cache_analyses_each_document_once_and_changes_no_wei
     monkeypatch.setattr(lexical, "analyze", lambda d: calls.append(d) or real(d))
     cache = lexical.AnalysisCache()
     with cache.active():
-        cached, rows = Lexicon.fit_transform(docs)  # analyses each, then names the kept terms
+        cached, rows = Lexicon.fit_transform(docs)  # analyses each once: the terms are named as they are read
         first = len(calls)
         again, rows_again = Lexicon.fit_transform(docs[:30])  # a refit on part of them: nothing new to read
         transformed = cached.transform(docs)
-    assert len(calls) == first <= 2 * len(docs)
+    assert len(calls) == first == len(docs)
     assert cached.terms == fresh.terms
     np.testing.assert_allclose(rows.toarray(), fresh_rows.toarray(), atol=1e-6)
     np.testing.assert_allclose(transformed.toarray(), fresh_rows.toarray(), atol=1e-6)
@@ -74,6 +74,12 @@ def test_an_active_analysis_cache_analyses_each_document_once_and_changes_no_wei
     with lexical.uncached():
         cached.transform(docs[:1])
     assert len(calls) == first + 1
+    # A cache over its name budget forgets the terms of one document only: the vocabulary is the same.
+    small = lexical.AnalysisCache(max_names=20)
+    with small.active():
+        bounded = Lexicon.fit(docs)
+    assert bounded.terms == fresh.terms
+    assert len(small.names) < len(cache.names)
     # Hashes are per process; the vocabulary is not: a capped vocabulary breaks ties by term.
     code = ("from labelrouter.models.lexical import Lexicon, message_document as m; import json; print(json.dumps("
             "Lexicon.fit([m(f'u{i%3}@x', [], f's {i%4}', f'a b g{i%5} d {i}') for i in range(40)], "
@@ -243,3 +249,129 @@ def test_a_run_whose_scale_trials_saw_every_example_fits_no_fourth_head(monkeypa
     np.testing.assert_array_equal(head.W, alone.W)
     # Trials on a sample are not the candidate: the caller fits it on every example.
     assert training_head.dense_scale_trials(X[:90], docs[:90], y[:90], X[90:], docs[90:], y[90:], at_most=30)[1] is None
+
+
+def _docs(n, offset=0):
+    return [message_document(f"u{i % 7}@x{i % 3}.example", [f"team{i % 2}@corp.example"], f"subject {i % 9}",
+                             f"alpha beta gamma{i % 5} delta {i} epsilon{i % 11} words here")
+            for i in range(offset, offset + n)]
+
+
+def test_saved_analyses_are_read_back_so_a_next_run_analyses_only_new_mail(tmp_path, monkeypatch):
+    from labelrouter.models import lexical
+
+    old, new = _docs(60), _docs(15, offset=60)
+    first = lexical.AnalysisCache()
+    with first.active():
+        lexical.prepare(old)
+    path = tmp_path / "analysis.npz"
+    first.save(path)
+    calls = []
+    real = lexical.analyze
+    monkeypatch.setattr(lexical, "analyze", lambda d: calls.append(d) or real(d))
+    loaded = lexical.AnalysisCache.load(path)
+    with loaded.active():
+        lexicon, rows = Lexicon.fit_transform(old + new)
+    assert sorted(calls) == sorted(new)  # the old mail was read back, not analysed
+    with lexical.uncached():
+        fresh, fresh_rows = Lexicon.fit_transform(old + new)
+    assert lexicon.terms == fresh.terms
+    np.testing.assert_allclose(rows.toarray(), fresh_rows.toarray(), atol=1e-6)
+    # The second save adds the new mail to what was saved; a third cache finds everything.
+    loaded.save(path)
+    calls.clear()
+    again = lexical.AnalysisCache.load(path)
+    with again.active():
+        assert Lexicon.fit(old + new).terms == fresh.terms
+    assert calls == []
+
+
+def test_saved_analyses_mean_the_same_in_a_process_with_another_string_hash(tmp_path):
+    import subprocess
+    import sys
+
+    from labelrouter.models import lexical
+
+    cache = lexical.AnalysisCache()
+    with cache.active():
+        lexical.prepare(_docs(50))
+    cache.save(tmp_path / "a.npz")
+    (tmp_path / "docs.json").write_text(json.dumps(_docs(50)))
+    code = ("import json, sys; from pathlib import Path; from labelrouter.models import lexical as x; "
+            "c = x.AnalysisCache.load(Path(sys.argv[1])); docs = json.loads(Path(sys.argv[2]).read_text()); "
+            "x.analyze = None; active = c.active(); active.__enter__(); print(json.dumps(x.Lexicon.fit(docs).terms))")
+    outputs = {subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.npz"), str(tmp_path / "docs.json")],
+                              capture_output=True, text=True, check=True,
+                              env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("1", "2")}
+    assert len(outputs) == 1
+    assert json.loads(outputs.pop()) == Lexicon.fit(_docs(50)).terms  # and analyse nothing (analyze is gone)
+
+
+def test_a_damaged_or_foreign_analysis_file_is_set_aside_with_a_warning(tmp_path, caplog):
+    from labelrouter.models import lexical
+
+    path = tmp_path / "analysis.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with caplog.at_level("WARNING"):
+        cache = lexical.AnalysisCache.load(path)
+    assert "cannot read the saved lexical analyses" in caplog.text
+    with cache.active():
+        assert Lexicon.fit(_docs(20)).terms == Lexicon.fit(_docs(20)).terms
+    good = lexical.AnalysisCache()
+    with good.active():
+        lexical.prepare(_docs(20))
+    good.save(path)
+    with np.load(path) as data:
+        arrays = dict(data)
+    np.savez(path, **{**arrays, "ids": arrays["ids"] + 10_000})  # points past the term list
+    assert lexical.AnalysisCache.load(path)._saved is None
+    np.savez(path, **{**arrays, "format": np.array([lexical.ANALYSIS_FORMAT + 1])})
+    assert lexical.AnalysisCache.load(path)._saved is None
+
+
+def test_forked_analysis_gives_the_serial_result_and_survives_a_dead_process(monkeypatch):
+    from labelrouter.models import lexical
+
+    monkeypatch.setattr(lexical, "PARALLEL_FROM", 10)
+    docs = _docs(80)
+    with lexical.uncached():
+        serial, serial_rows = Lexicon.fit_transform(docs)
+    forked = lexical.AnalysisCache()
+    forked.analyse(docs, jobs=2)
+    assert len(forked._documents) == len(docs)
+    with forked.active():
+        lexicon, rows = Lexicon.fit_transform(docs)
+    assert lexicon.terms == serial.terms
+    np.testing.assert_allclose(rows.toarray(), serial_rows.toarray(), atol=1e-6)
+
+    def dies(path, documents):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(lexical, "_write_analysis", dies)
+    survivor = lexical.AnalysisCache()
+    survivor.analyse(docs, jobs=2)  # the child fails: its share is analysed here
+    with survivor.active():
+        assert Lexicon.fit(docs).terms == serial.terms
+
+
+def test_the_svm_sees_the_vectors_main_directions_and_loses_nothing_with_few_examples():
+    from labelrouter.training.head import dense_basis
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 64)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = [["a", "b", "c"][i % 3] for i in range(40)]
+    docs = [f"\n\nword{i % 3} filler" for i in range(40)]
+    basis = dense_basis(X, 48)
+    assert basis.shape == (64, 48)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(48), atol=1e-5)
+    full = train_hybrid_head(X, docs, y, embedder="e", version="full", dense_directions=64)
+    projected = train_hybrid_head(X, docs, y, embedder="e", version="projected", dense_directions=48)
+    assert projected.W.shape == full.W.shape == (3, 64)
+    # 40 examples span at most 40 directions: the SVM's weights lie in their span, so nothing is lost.
+    test = rng.normal(size=(30, 64)).astype(np.float32)
+    np.testing.assert_allclose(projected.logits(test, docs[:30]), full.logits(test, docs[:30]), atol=2e-3)
+    few = dense_basis(X, 8)
+    assert not np.allclose(train_hybrid_head(X, docs, y, embedder="e", version="p", dense_directions=8)
+                           .logits(test, docs[:30]), full.logits(test, docs[:30]), atol=2e-3)
+    assert few.shape == (64, 8)

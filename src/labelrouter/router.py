@@ -3,13 +3,15 @@
 Everything that decides or measures a label goes through it: the `label_router` node, `labelrouter eval`,
 the training graph's evaluation and (next) replay. It says what text a message is embedded as, scores a
 batch of embeddings (`models.scoring.score`: similarities → router weights × head weights → argmax or
-fallback) and explains one row as the `Routing` the graph state carries. A reranker slot is here for the
-cross-encoder stage; until one is promoted it is empty and routing is retrieval × head.
+fallback) and explains one row as the `Routing` the graph state carries. When the current bundle brings a
+cross-encoder (`head.rerank`, trained by `labelrouter train --stages rerank`), the k best labels are
+rescored by it (`models.scoring.rerank`); `reranker_for` loads it by version.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,7 +21,7 @@ from labelrouter.labels import LabelSet
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import message_document
-from labelrouter.models.scoring import Scores, ScoringParams, score
+from labelrouter.models.scoring import Scores, ScoringParams, rerank, score, top_candidates
 from labelrouter.state import Candidate, EmailMessage, Routing, Summary
 from labelrouter.summarize.offline import SOURCE as OFFLINE_SOURCE
 
@@ -50,12 +52,12 @@ def document_of(message: EmailMessage) -> str:
 
 
 class Reranker(Protocol):
-    """The slot for a cross-encoder stage: rescores each message's retrieved candidates (not used yet)."""
+    """A cross-encoder (`models.reranker`): rescores each message's best candidates."""
 
     version: str
 
     def rerank(self, texts: list[str], candidates: np.ndarray, labels: LabelSet) -> np.ndarray:
-        """(n,) texts and (n, k) candidate label indices → (n, k) similarities on the router's scale."""
+        """(n,) texts and (n, k) candidate label indices → (n, k) logits (higher: more likely the label)."""
 
 
 @dataclass
@@ -67,7 +69,8 @@ class Router:
     encoder_version: str = ""
     snippet_chars: int = 1_500
     archive_default: float = 0.8
-    reranker: Reranker | None = None
+    # Loads the cross-encoder a bundle names (`models.reranker.Rerankers`); None: never rerank.
+    reranker_for: Callable[[str], Reranker] | None = None
     _active: tuple[str, LabelIndex] | None = field(default=None, repr=False)
 
     @classmethod
@@ -84,7 +87,14 @@ class Router:
     # -- what is in use ------------------------------------------------------------------------------
     @property
     def model_version(self) -> str:
-        return f"{self.encoder_version}+head:{self.head.version}"
+        spec = self.rerank_spec
+        return f"{self.encoder_version}+head:{self.head.version}" + (f"+rerank:{spec.version}" if spec else "")
+
+    @property
+    def rerank_spec(self) -> Any:
+        """The current bundle's reranker, when it has one and this router can load it."""
+        spec = getattr(self.head, "rerank", None)
+        return spec if spec is not None and self.reranker_for is not None else None
 
     @property
     def active_index(self) -> LabelIndex:
@@ -116,12 +126,23 @@ class Router:
     def text_of(self, message: EmailMessage, summary: Summary | None) -> str:
         return embedding_text(message, summary, self.snippet_chars)
 
-    def score(self, embeddings: np.ndarray, documents: list[str] | None = None) -> Scores:
-        """A batch: (n, dim) message vectors (and their documents, for the head's lexical features) →
-        similarities, router and head weights, decision."""
+    def score(self, embeddings: np.ndarray, documents: list[str] | None = None,
+              texts: list[str] | None = None) -> Scores:
+        """A batch: (n, dim) message vectors (and their documents, for the head's lexical features; their
+        embedded texts, for the bundle's reranker) → similarities, router and head weights, decision."""
         embeddings = np.atleast_2d(embeddings)
-        return self.decide(self.active_index.similarities(embeddings),
-                           self.head.weights(embeddings, self.labels.names, documents))
+        scores = self.decide(self.active_index.similarities(embeddings),
+                             self.head.weights(embeddings, self.labels.names, documents))
+        spec = self.rerank_spec
+        if spec is None:
+            return scores
+        if texts is None or len(texts) != len(embeddings):
+            raise ValueError("this bundle reranks with a cross-encoder: score() needs the messages' embedded texts")
+        assert self.reranker_for is not None
+        candidates = top_candidates(scores, spec.k, self.index.routable)
+        logits = self.reranker_for(spec.version).rerank(list(texts), candidates, self.labels)
+        return rerank(scores, candidates, logits, spec.a, spec.b, self.scoring, self.index.routable,
+                      has_fallback=self.labels.fallback is not None)
 
     def decide(self, similarities: np.ndarray, head_weights: np.ndarray) -> Scores:
         """Decisions from similarities to the active label vectors and head weights already computed: how

@@ -50,25 +50,27 @@ def import_(
 
 
 STAGES = {"head": frozenset({"head"}), "retrieval": frozenset({"head", "retrieval"}),
-          "all": frozenset({"head", "retrieval"})}
+          "rerank": frozenset({"head", "rerank"}), "all": frozenset({"head", "retrieval", "rerank"})}
 
 
 @friendly_errors
 def train(
-    stages: Annotated[str, typer.Option(help="head (nightly: seconds), retrieval or all (weekly: the bi-encoder is "
-                                             "fine-tuned, the examples re-embedded, and encoder + head judged as one bundle).")] = "head",
-    steps: Annotated[int, typer.Option(min=1, help="Retrieval budget: optimizer steps at most.")] = 200,
-    examples: Annotated[int, typer.Option(min=2, help="Retrieval budget: training examples at most.")] = 4_000,
-    minutes: Annotated[float, typer.Option(min=0.0, help="Retrieval budget: minutes of fine-tuning at most.")] = 30.0,
+    stages: Annotated[str, typer.Option(help="head (nightly: seconds), retrieval (weekly: the bi-encoder is "
+                                             "fine-tuned, the examples re-embedded, and encoder + head judged as one "
+                                             "bundle), rerank (a cross-encoder joins the bundle if validation gains) "
+                                             "or all.")] = "head",
+    steps: Annotated[int, typer.Option(min=1, help="Retrieval and rerank budget: optimizer steps at most.")] = 200,
+    examples: Annotated[int, typer.Option(min=2, help="Retrieval and rerank budget: training examples at most.")] = 4_000,
+    minutes: Annotated[float, typer.Option(min=0.0, help="Retrieval and rerank budget: minutes of training at most.")] = 30.0,
     labels: LabelsOpt = None,
 ) -> None:
-    """Run the training graph: mine examples, train a head (and with --stages retrieval a bi-encoder),
-    evaluate it against the current model, promote it only if it is better."""
+    """Run the training graph: mine examples, train a head (and with --stages retrieval a bi-encoder, with
+    rerank a cross-encoder), evaluate it against the current model, promote it only if it is better."""
     from labelrouter.training import build_training_context, run_training
     from labelrouter.training.budget import Budget
 
     if stages not in STAGES:
-        raise LabelRouterError(f"--stages takes head, retrieval or all, not {stages!r}")
+        raise LabelRouterError(f"--stages takes head, retrieval, rerank or all, not {stages!r}")
     settings = settings_for(labels)
     label_set = backends.labels(settings)
     store = backends.store(settings)

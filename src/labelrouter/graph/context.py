@@ -11,6 +11,7 @@ from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.registry import CurrentHead, ModelRegistry, serving_encoder
+from labelrouter.models.reranker import Rerankers
 from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
@@ -41,6 +42,9 @@ def build_context(settings: Settings, *, mode: Mode = "decide", mailbox: Mailbox
     known = set(mailbox_ids.values()) | (mailbox.our_label_ids() if mailbox is not None else set())
     router = Router.from_settings(settings, labels, LabelIndex.build(labels, encoder, cache_dir=settings.resolved_cache_dir),
                                   head)
+    router.reranker_for = Rerankers(registry.encoders, settings.resolved_cache_dir, device=settings.encoder_device)
+    if router.rerank_spec is not None:  # the current bundle reranks: load it now, so a broken one fails here
+        router.reranker_for(router.rerank_spec.version)
     return LabelerContext(
         router=router, encoder=encoder, summarizer=build_summarizer(settings), mode=mode, mailbox=mailbox,
         mailbox_ids=mailbox_ids, known_label_ids=known, store=store, settings=settings,

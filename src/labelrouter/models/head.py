@@ -68,6 +68,10 @@ class Head(Protocol):
     @property
     def label_vectors(self) -> dict[str, np.ndarray]: ...
 
+    @property
+    def rerank(self) -> RerankSpec | None:
+        """The cross-encoder reranker the bundle brings (None: routing is retrieval × head)."""
+
     def weights(self, embeddings: np.ndarray, labels: list[str],
                 documents: list[str] | None = None) -> np.ndarray:
         """(n, dim) embeddings (and the n messages' documents, `models.lexical`) → (n, len(labels))
@@ -84,6 +88,7 @@ class ColdStartHead:
     """Before any training: 1.0 for every label, so the final score is the router weight."""
 
     version = "cold-start"
+    rerank = None
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -130,6 +135,7 @@ class LinearHead:
     # How hard the head pulls against the router: head weight = p ** pull (fitted on validation).
     pull: float = 1.0
     counts: np.ndarray | None = None  # (labels,) training examples per label (kind-weighted)
+    rerank: RerankSpec | None = None  # the bundle's cross-encoder reranker, when it has one
 
     def __post_init__(self) -> None:
         self._col = {name: i for i, name in enumerate(self.labels)}
@@ -212,6 +218,8 @@ class LinearHead:
             "thresholds": self.thresholds, "metrics": self.metrics, "created_at": self.created_at,
             "label_vector_labels": list(self.label_vectors), "pull": self.pull,
         }
+        if self.rerank is not None:
+            meta["rerank"] = self.rerank.model_dump()
         return {"head.json": (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
                 "weights.safetensors": save_bytes(tensors), **files}
 
@@ -220,6 +228,26 @@ class LinearHead:
         directory.mkdir(parents=True, exist_ok=True)
         for name, data in self.to_files().items():
             (directory / name).write_bytes(data)
+
+
+class RerankSpec(BaseModel):
+    """The cross-encoder a bundle reranks with (`models.reranker`), stored in the model registry beside
+    the encoders, and how its logits become router weights: the k best labels by router × head are
+    rescored, router weight = 100 · σ(a · logit + b) (a and b fitted on validation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: StrictStr = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*@[A-Za-z0-9]+$", max_length=128)
+    k: StrictInt = Field(ge=2, le=50)
+    a: StrictFloat | StrictInt
+    b: StrictFloat | StrictInt
+
+    @field_validator("a", "b")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return float(value)
 
 
 class HeadMeta(BaseModel):
@@ -239,6 +267,7 @@ class HeadMeta(BaseModel):
     created_at: StrictStr = ""
     label_vector_labels: list[StrictStr] = Field(default_factory=list)
     pull: StrictFloat | StrictInt = 1.0
+    rerank: RerankSpec | None = None
 
     @field_validator("pull")
     @classmethod
@@ -366,7 +395,7 @@ def head_from_files(files: dict[str, bytes], source: str, *, embedder: str, dim:
         important_w=important_w[0].astype(np.float32) if important_w is not None else None,
         important_b=float(important_b[0]) if important_b is not None else 0.0,
         lexicon=lexicon, W_lex=W_lex, counts=counts.astype(np.float32) if counts is not None else None,
-        pull=float(meta.pull),
+        pull=float(meta.pull), rerank=meta.rerank,
     )
 
 
@@ -380,7 +409,7 @@ def _lexicon(files: dict[str, bytes], tensors: dict[str, np.ndarray], source: st
         terms = json.loads(data.decode("utf-8")) if data is not None else None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelArtifactError(f"head artifact {source}: lexicon.json unreadable ({exc})") from None
-    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms) or W_lex is None or idf is None \
+    if not isinstance(terms, list) or not set(map(type, terms)) <= {str} or W_lex is None or idf is None \
             or W_lex.shape != (n_labels, len(terms)) or idf.shape != (len(terms),) \
             or not (np.isfinite(W_lex).all() and np.isfinite(idf).all()):
         raise ModelArtifactError(

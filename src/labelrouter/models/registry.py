@@ -402,6 +402,10 @@ class CurrentHead:
     def label_vectors(self) -> dict[str, np.ndarray]:
         return self.head.label_vectors
 
+    @property
+    def rerank(self) -> Any:
+        return self.head.rerank
+
     def weights(self, embeddings: np.ndarray, labels: list[str],
                 documents: list[str] | None = None) -> np.ndarray:
         return self.head.weights(embeddings, labels, documents)

@@ -5,7 +5,9 @@ retrieved candidates (`training.cross_encoder` trains it). Loaded from a safeten
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,3 +41,26 @@ class CrossEncoderReranker:
         pairs = [(text, label_texts[int(c)]) for text, row in zip(texts, candidates, strict=True) for c in row]
         scores = self.model.predict(pairs, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(scores, dtype=np.float32).reshape(candidates.shape)
+
+
+class Rerankers:
+    """Cross-encoders by version, unpacked from the model registry (`EncoderStore`: they are stored as the
+    fine-tuned encoders are) into `cache_dir` and loaded once each: the `Router`'s `reranker_for`. A
+    promotion that brings another reranker is picked up at its first use; one that cannot be loaded fails
+    the messages it would score, with the error and the way back (`labelrouter models rollback`)."""
+
+    def __init__(self, store: Any, cache_dir: Path, *, device: str = "cpu", batch_size: int = 64):
+        self.store, self.cache_dir, self.device, self.batch_size = store, Path(cache_dir), device, batch_size
+        self._loaded: dict[str, CrossEncoderReranker] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, version: str) -> CrossEncoderReranker:
+        with self._lock:  # a worker pool's threads load it once, not once each
+            if version not in self._loaded:
+                try:
+                    path, _ = self.store.unpack(version, self.cache_dir)
+                    self._loaded[version] = CrossEncoderReranker(path, device=self.device, batch_size=self.batch_size)
+                except ModelArtifactError as exc:
+                    raise ModelArtifactError(f"reranker {version}: {exc}; `labelrouter models rollback` returns "
+                                             "to the previous model") from None
+            return self._loaded[version]

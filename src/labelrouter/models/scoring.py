@@ -14,6 +14,10 @@ were of a label retrieval never proposed, which no head weight can then pick.
 
 The router weight is a fixed function of the absolute similarity (no per-message rescaling), so a message
 that matches no label well gets low weights everywhere and falls back.
+
+Once a bundle with a cross-encoder reranker is current, the k best labels by that final score are
+rescored (`rerank`): their router weights become 100 · σ(a · logit + b), the cross-encoder's logit mapped
+to a probability by a and b fitted on validation; every other label's is 0.
 """
 
 from __future__ import annotations
@@ -77,8 +81,35 @@ def score(similarities: np.ndarray, head_weights: np.ndarray, params: ScoringPar
         proposed[rows, head_top] = True
         candidates |= proposed & informative[:, None]
     router = np.where(candidates, router_weights(sims, params), 0.0)
-    final = router * head
+    return _decided(sims, topk, router, head, candidates, mask, params, has_fallback)
 
+
+def top_candidates(scores: Scores, k: int, routable: np.ndarray | None = None) -> np.ndarray:
+    """(n, k) label indices: each message's k best labels by final score (what a reranker rescores)."""
+    final = scores.final if routable is None else np.where(routable[None, :], scores.final, -np.inf)
+    return np.argsort(-final, axis=1, kind="stable")[:, :min(k, final.shape[1])]
+
+
+def rerank(scores: Scores, candidates: np.ndarray, logits: np.ndarray, a: float, b: float, params: ScoringParams,
+           routable: np.ndarray | None = None, *, has_fallback: bool = True) -> Scores:
+    """Scores with the router weights a cross-encoder gives: for each message's `candidates` (n, k label
+    indices, `top_candidates`) 100 · σ(a · logit + b), its calibrated probability that the label is the
+    message's, and 0 for every other label; the head weights, the decision and the fallback rule as in
+    `score` (with the bundle's threshold, refit with the reranker on)."""
+    n, n_labels = scores.router.shape
+    mask = np.ones(n_labels, dtype=bool) if routable is None else routable
+    rows = np.arange(n)[:, None]
+    chosen = np.zeros((n, n_labels), dtype=bool)
+    chosen[rows, candidates] = True
+    router = np.zeros((n, n_labels))
+    router[rows, candidates] = 100.0 / (1.0 + np.exp(-(a * np.asarray(logits, dtype=np.float64) + b)))
+    return _decided(scores.similarities, scores.topk, router, scores.head, chosen, mask, params, has_fallback)
+
+
+def _decided(sims: np.ndarray, topk: np.ndarray, router: np.ndarray, head: np.ndarray, candidates: np.ndarray,
+             mask: np.ndarray, params: ScoringParams, has_fallback: bool) -> Scores:
+    n, n_labels = router.shape
+    final = router * head
     top = np.argmax(np.where(mask[None, :], final, -1.0), axis=1)
     best = final[np.arange(n), top]
     if n_labels > 1:

@@ -25,5 +25,5 @@ def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict
     text = router.text_of(state.message, state.summary)
     document = document_of(state.message)
     vector = ctx.embed(text)
-    return {"routing": router.explain(router.score(vector, [document]), 0, document),
+    return {"routing": router.explain(router.score(vector, [document], [text]), 0, document),
             "embedding": [float(x) for x in vector], "embedded_text": text, "document": document}

@@ -6,17 +6,22 @@ wires it from settings; `run_training` is what `labelrouter train` and a nightly
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from labelrouter.artifacts import open_artifacts
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry, serving_encoder
 from labelrouter.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
 from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
+
+log = logging.getLogger(__name__)
+ANALYSIS_FILE = "lexical-analysis.npz"  # in the cache folder: derived from the stored documents, safe to delete
 
 
 def build_training_context(settings: Settings, store: Store, *, labels: LabelSet | None = None,
@@ -28,6 +33,9 @@ def build_training_context(settings: Settings, store: Store, *, labels: LabelSet
     overrides.setdefault("archive_target_precision", settings.archive_target_precision)
     overrides.setdefault("target_precision", settings.target_precision)
     overrides.setdefault("min_coverage", settings.min_coverage)
+    if "analysis" not in overrides:
+        overrides.setdefault("analysis_path", settings.resolved_cache_dir / ANALYSIS_FILE)
+        overrides["analysis"] = AnalysisCache.load(overrides["analysis_path"])
     return TrainingContext(store=store, encoder=encoder, router=Router.from_settings(settings, labels, index),
                            registry=registry, **overrides)
 
@@ -50,6 +58,11 @@ def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
     except BaseException:
         ctx.registry.discard()
         raise
+    if ctx.analysis_path is not None:
+        try:
+            ctx.analysis.save(ctx.analysis_path)
+        except OSError as exc:  # a cache: the next run analyses afresh
+            log.warning("cannot save the lexical analyses to %s: %s", ctx.analysis_path, exc)
     return final if isinstance(final, TrainingState) else TrainingState.model_validate(final)
 
 

@@ -38,6 +38,7 @@ from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry
+from labelrouter.models.reranker import Rerankers
 from labelrouter.router import Router
 from labelrouter.splits import holdout, time_order
 from labelrouter.store.base import Store
@@ -52,6 +53,7 @@ from labelrouter.training.head import (
     train_hybrid_head,
     train_important,
 )
+from labelrouter.training.rerank_stage import discard_candidate_reranker, train_reranker
 from labelrouter.training.retrieval_stage import discard_candidate_encoder, reembed, train_bi_encoder
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
@@ -82,17 +84,30 @@ class TrainingContext:
     # Each example's document analysed once per context, not once per stage (fit, calibrate, pull,
     # evaluate, refit each transform them); the stages that read documents activate it.
     analysis: AnalysisCache = field(default_factory=AnalysisCache)
+    # Where the analyses are kept between runs (`run_training` saves them; `build_training_context` loads
+    # them), so a nightly run analyses only the mail that arrived since; None: not kept.
+    analysis_path: Path | None = None
     # The retrieval stages (`training.retrieval_stage`): run only when asked (`labelrouter train --stages`).
     stages: frozenset[str] = frozenset({"head"})
     retrieval_budget: Budget = field(default_factory=Budget)
     retrieval_weighting: Literal["flat", "hierarchy"] = "hierarchy"
-    min_retrieval: int = 200  # training examples before the bi-encoder is fine-tuned
+    min_retrieval: int = 200  # training examples before the bi-encoder or the reranker is trained
+    rerank_k: int = 8  # candidates the cross-encoder rescores (`training.rerank_stage`)
     cache_dir: Path | None = None  # where a candidate encoder is unpacked (default: a temporary folder)
     progress: Callable[[str], None] = field(default=lambda _message: None)
     _rows: dict[str, dict[str, Any]] | None = None  # this run's examples by id (`read_examples`)
     _vectors: dict[str, dict[str, bytes]] = field(default_factory=dict)  # a candidate encoder's, by example id
     _encoders: dict[str, Encoder] = field(default_factory=dict)
     _routers: dict[str, Router] = field(default_factory=dict)
+    _rerankers: Rerankers | None = None
+
+    @property
+    def rerankers(self) -> Rerankers:
+        """Cross-encoders of the registry (the current bundle's, a candidate's), loaded once each."""
+        if self._rerankers is None:
+            cache = self.cache_dir or Path(tempfile.mkdtemp(prefix="labelrouter-rerankers-"))
+            self._rerankers = Rerankers(self.registry.encoders, cache, device=getattr(self.encoder, "device", "cpu"))
+        return self._rerankers
 
     @property
     def labels(self) -> LabelSet:
@@ -143,7 +158,10 @@ class TrainingContext:
         return self._encoders[version]
 
     def router_for(self, version: str | None) -> Router:
-        """The router whose label vectors `version`'s encoder made (this context's for its own encoder)."""
+        """The router whose label vectors `version`'s encoder made (this context's for its own encoder),
+        reranking with whichever cross-encoder the head it is given names."""
+        if self.router.reranker_for is None:  # loaded only when a head names a reranker
+            self.router.reranker_for = lambda reranker: self.rerankers(reranker)
         if not version or version == self.encoder.version:
             return self.router
         if version not in self._routers:
@@ -152,6 +170,11 @@ class TrainingContext:
             self._routers[version] = dataclasses.replace(self.router, index=index, encoder_version=encoder.version,
                                                          _active=None)
         return self._routers[version]
+
+
+def texts(rows: list[dict[str, Any]]) -> list[str]:
+    """The examples' embedded texts (what a reranker reads beside the label's), their document when expired."""
+    return [r.get("embedded_text") or r.get("document") or "" for r in rows]
 
 
 def documents(rows: list[dict[str, Any]]) -> list[str]:
@@ -180,6 +203,7 @@ class TrainingState(BaseModel):
     current_version: str = ""
     candidate_version: str | None = None
     candidate_encoder: str | None = None  # a fine-tuned encoder this run is judging (`train_bi_encoder`)
+    candidate_reranker: str | None = None  # a cross-encoder in the candidate bundle (`train_reranker`)
     stage_reports: Annotated[dict[str, Any], _merge] = Field(default_factory=dict)
     important_val_ids: list[str] = Field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -304,6 +328,10 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
     return {"candidate_version": version, "important_val_ids": important_val}
 
 
+def after_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
+    return "train_reranker" if "rerank" in runtime.context.stages else "evaluate"
+
+
 def _known_scale(current: Any, n_train: int) -> tuple[float | None, int]:
     """(the dense scale to reuse or None, the training-set size it was chosen on). Trials on a large mailbox
     run on a sample of `SELECT_AT_MOST` (4,000) training examples, so once a scale was chosen on a full
@@ -351,17 +379,18 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     docs = documents(rows)
     gold = np.array([ctx.labels.index(label) for label in y])
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    current_router = ctx.router.with_head(current)
+    current_router = ctx.router_for(None).with_head(current)
     current_threshold = current_router.scoring.threshold
     # The current head was refit on every example of its run (`promote`): judged on those, it would look
     # better than it is. Both are compared on the validation examples it has not learned, when there are
     # enough of them.
     unseen = _unlearned(current, rows)
     judged = unseen if unseen.sum() >= ctx.min_val else np.ones(len(rows), dtype=bool)
-    cur = router_metrics(current_router.score(X, docs).rows(judged), gold[judged], ctx.labels, current_threshold)
+    cur = router_metrics(current_router.score(X, docs, texts(rows)).rows(judged), gold[judged], ctx.labels,
+                         current_threshold)
 
     candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
-    scores = ctx.router_for(encoder).with_head(candidate, threshold=current_threshold).score(X_cand, docs)
+    scores = ctx.router_for(encoder).with_head(candidate, threshold=current_threshold).score(X_cand, docs, texts(rows))
     correct = scores.top == gold
     policy = fallback_policy(scores.confidence, correct, ctx.target_precision, ctx.min_coverage)
     threshold = policy["threshold"]
@@ -419,7 +448,7 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     candidate = ctx.registry.staged(version, embedder=encoder, dim=ctx.encoder.dim)
     X, y, rows = ctx.matrix(state.train_ids + state.val_ids, encoder)
     refit = _refit(ctx, X, y, rows, version, float(candidate.metrics.get("dense_scale", DENSE_SCALE)), encoder)
-    for name in ("temperature", "pull", "thresholds", "metrics", "created_at", "important_w", "important_b"):
+    for name in ("temperature", "pull", "thresholds", "metrics", "created_at", "important_w", "important_b", "rerank"):
         setattr(refit, name, getattr(candidate, name))
     # What the next run's gate must not judge this head on: it has learned those examples.
     refit.metrics = {**refit.metrics, "trained_through_seq": max(int(r["seq"]) for r in rows)}
@@ -435,6 +464,7 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
 def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     runtime.context.registry.discard(str(state.candidate_version))
     discard_candidate_encoder(runtime.context, state.candidate_encoder)
+    discard_candidate_reranker(runtime.context, state.candidate_reranker)
     cur, cand = state.metrics["current"], state.metrics["candidate"]
     return {"promoted": False, "decision": (
         f"kept {state.current_version}: candidate top-1 {cand['top1']:.4f} vs {cur['top1']:.4f} "
@@ -444,7 +474,7 @@ def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str,
 def build_training_graph() -> StateGraph:
     builder = StateGraph(TrainingState, context_schema=TrainingContext)
     for node in (mine_feedback, build_datasets, not_enough_data, nothing_new, train_bi_encoder, reembed, train_head,
-                 evaluate, promote, reject):
+                 train_reranker, evaluate, promote, reject):
         builder.add_node(node.__name__, node)
     builder.add_edge(START, "mine_feedback")
     builder.add_edge("mine_feedback", "build_datasets")
@@ -454,7 +484,8 @@ def build_training_graph() -> StateGraph:
     builder.add_edge("reembed", "train_head")
     builder.add_edge("not_enough_data", END)
     builder.add_edge("nothing_new", END)
-    builder.add_edge("train_head", "evaluate")
+    builder.add_conditional_edges("train_head", after_head, ["train_reranker", "evaluate"])
+    builder.add_edge("train_reranker", "evaluate")
     builder.add_conditional_edges("evaluate", gate, ["promote", "reject"])
     builder.add_edge("promote", END)
     builder.add_edge("reject", END)

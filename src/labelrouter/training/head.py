@@ -5,6 +5,9 @@ features (`models.lexical`), a one-vs-rest linear SVM — the model that wins te
 mail and personal folders — whose decision values become per-label probabilities through a softmax with a
 temperature fitted on held-out examples (`calibrate`). The vector is scaled by `dense_scale` before the
 fit: both blocks are unit-norm, and at 0.5 the sparse block, with its many more weights, is not drowned.
+The SVM sees the vector along its 192 main directions in the training set (`dense_basis`; the weights
+are mapped back, so the artifact keeps the vector's full dimension): a quarter to two fifths less to
+fit, −0.1 point of top-1 on 20newsgroups and clinc150.
 `train_linear_head` is the earlier dense-only head (multinomial logistic regression on the vector), kept
 for comparison in `eval`.
 
@@ -32,6 +35,7 @@ SELECT_AT_MOST = 4_000  # training examples the scale is chosen with: a choice, 
 SVM_C = 0.5
 SVM_TOL = 1e-3
 TRIAL_TOL = 1e-2  # scale trials on a sample choose, they are not the model (20newsgroups, 4,000: same decisions)
+DENSE_DIRECTIONS = 192  # of the message vector's, fed to the SVM (`dense_basis`)
 PULLS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # head weight = p ** pull; fitted on validation
 
 
@@ -86,6 +90,7 @@ def train_hybrid_head(
     lexical: tuple[Lexicon, Any] | None = None,
     tol: float = SVM_TOL,
     jobs: int | None = None,
+    dense_directions: int = DENSE_DIRECTIONS,
 ) -> LinearHead:
     """Fit on (n, dim) embeddings, the n messages' documents and their label names. The temperature is
     1.0 until `calibrate` sets it on held-out examples. `lexical`: the documents' lexicon and feature
@@ -96,7 +101,9 @@ def train_hybrid_head(
 
     classes, targets = _classes(y, label_order)
     lexicon, features_lex = lexical or Lexicon.fit_transform(documents, max_features=max_features)
-    features = sparse.hstack([sparse.csr_matrix(X.astype(np.float32) * dense_scale), features_lex], format="csr")
+    basis = dense_basis(X, dense_directions)
+    dense = X.astype(np.float32) @ basis
+    features = sparse.hstack([sparse.csr_matrix(dense * dense_scale), features_lex], format="csr")
     # tol 1e-3 rather than liblinear's 1e-4: a fifth fewer passes, and on 20newsgroups the same decisions
     # on validation and test at 4,000, 8,000 and 10,000 examples (docs/benchmarks.md).
     coef, intercept = fit_linear_svc(features, targets, len(classes), C=C, tol=tol, sample_weight=sample_weight,
@@ -104,14 +111,30 @@ def train_hybrid_head(
     coef, intercept = coef.astype(np.float32), intercept.astype(np.float32)
     if len(classes) == 2:  # one row scores class 1; class 0 scores its negative
         coef, intercept = np.vstack([-coef, coef]), np.array([-intercept[0], intercept[0]], dtype=np.float32)
-    dim = X.shape[1]
+    dim = basis.shape[1]
     weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     counts = np.bincount(targets, weights=weights, minlength=len(classes)).astype(np.float32)
     return LinearHead(
-        labels=classes, W=coef[:, :dim] * dense_scale, b=intercept, version=version, embedder=embedder,
+        labels=classes, W=(coef[:, :dim] @ basis.T) * dense_scale, b=intercept, version=version, embedder=embedder,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexicon=lexicon,
         W_lex=np.ascontiguousarray(coef[:, dim:]), counts=counts,
     )
+
+
+def dense_basis(X: np.ndarray, directions: int = DENSE_DIRECTIONS) -> np.ndarray:
+    """(dim, k): the `directions` orthonormal directions along which the training vectors vary most (the
+    top eigenvectors of XᵀX), or the identity when they are no fewer than the vector's dimensions. The SVM
+    sees the vectors' coordinates along them; the head's weights are mapped back (W = coef · basisᵀ), so
+    the artifact and inference do not change. An SVM's weights lie in the span of its training vectors,
+    so with fewer examples than directions nothing is lost; with many, the directions dropped carry little
+    (on 20newsgroups and clinc150, 192 of MiniLM's 384: head top-1 −0.1 point) and the fit is a quarter to
+    two fifths faster (the vector was two thirds of the SVM's nonzeros)."""
+    dim = X.shape[1]
+    if directions >= dim:
+        return np.eye(dim, dtype=np.float32)
+    X64 = X.astype(np.float64)
+    _, vectors = np.linalg.eigh(X64.T @ X64)  # ascending eigenvalues
+    return np.ascontiguousarray(vectors[:, ::-1][:, :directions], dtype=np.float32)
 
 
 def dense_scale_trials(X: np.ndarray, documents: list[str], y: list[str], X_val: np.ndarray,

@@ -26,21 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from labelrouter.cores import default_jobs
+
 log = logging.getLogger(__name__)
 
 MIN_LABELS_PER_GROUP = 2  # a group of one would be a binary problem, fit with other conventions
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def default_jobs() -> int:
-    """Processes a fit may use: the cores this process may run on (fork only where it is safe: Linux)."""
-    return available_cores() if sys.platform.startswith("linux") else 1
 
 
 def fit_linear_svc(features: Any, targets: np.ndarray, n_classes: int, *, C: float, tol: float,

@@ -1,0 +1,96 @@
+"""The rerank stage of the training graph: a cross-encoder trained on this run's examples, kept in the
+candidate bundle only when it makes validation decisions better.
+
+    train_head → train_reranker → evaluate → promote | reject
+
+The graph comes here only when the run was asked for it (`labelrouter train --stages rerank|all`). The
+cross-encoder starts from the packaged MiniLM (`training.cross_encoder`) and learns, per training example,
+which of its best candidate labels is the right one (ListNet over the candidate head's retrieval list,
+the truth, a correction's rejected label and a sibling injected). On validation it rescores the candidate
+head's k best labels; a and b of the router-weight mapping (100 · σ(a · logit + b)) are the logistic fit
+of its logits to "this candidate is the message's label" there. It joins the bundle (`head.rerank`) only if
+router × head with it is right more often than without by more than the paired standard error; `evaluate`
+then judges and refits the fallback threshold with it on, and promotion or rollback moves it with the head.
+A reranker not kept, or a bundle rejected, leaves nothing behind in the registry.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from langgraph.runtime import Runtime
+
+from labelrouter.models.head import RerankSpec
+from labelrouter.models.scoring import rerank, top_candidates
+from labelrouter.training.cross_encoder import listwise_rows, train_cross_encoder
+
+if TYPE_CHECKING:
+    from labelrouter.training.graph import TrainingContext, TrainingState
+
+RERANKER_NAME = "labelrouter-rerank"  # the name of a cross-encoder this project trained (version: name@fingerprint)
+
+
+def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
+    from labelrouter.models.encoder import packaged_encoder_path
+    from labelrouter.training.graph import KIND_WEIGHTS, documents, texts
+    from labelrouter.training.head import paired_standard_error
+
+    ctx = runtime.context
+    if len(state.train_ids) < ctx.min_retrieval:
+        return {"skipped": [f"train_reranker: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"]}
+    encoder = state.candidate_encoder or ctx.encoder.version
+    candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
+    routed = ctx.router_for(encoder).with_head(candidate)
+    X, _, rows = ctx.matrix(state.train_ids, encoder)
+    columns = listwise_rows(rows, X, ctx.labels, routed.active_index, k=ctx.rerank_k, loss="listnet",
+                            at_most=ctx.retrieval_budget.examples, kind_weights=KIND_WEIGHTS)
+    if len(columns["query"]) < ctx.min_retrieval:
+        return {"skipped": [f"train_reranker: {len(columns['query'])} examples with text (need {ctx.min_retrieval})"]}
+    with tempfile.TemporaryDirectory(prefix="labelrouter-reranker-") as scratch:
+        report = train_cross_encoder(packaged_encoder_path(), columns, Path(scratch) / "model",
+                                     budget=ctx.retrieval_budget, epochs=100, progress=ctx.progress)
+        version = ctx.registry.encoders.put(Path(scratch) / "model", name=RERANKER_NAME)
+    # On validation: the candidate head's k best labels, rescored.
+    X_val, y_val, val_rows = ctx.matrix(state.val_ids, encoder)
+    gold = np.array([ctx.labels.index(label) for label in y_val])
+    plain = routed.score(X_val, documents(val_rows))
+    candidates = top_candidates(plain, ctx.rerank_k, routed.index.routable)
+    logits = ctx.rerankers(version).rerank(texts(val_rows), candidates, ctx.labels)
+    a, b = _calibration(logits, candidates == gold[:, None])
+    reranked = rerank(plain, candidates, logits, a, b, routed.scoring, routed.index.routable,
+                      has_fallback=ctx.labels.fallback is not None)
+    right_plain, right_reranked = plain.top == gold, reranked.top == gold
+    gain = float(right_reranked.mean() - right_plain.mean())
+    keep = gain > paired_standard_error(right_reranked, right_plain)
+    report.metrics.update({"validation_top1_without": round(float(right_plain.mean()), 4),
+                           "validation_top1_with": round(float(right_reranked.mean()), 4),
+                           "k": ctx.rerank_k, "a": round(a, 4), "b": round(b, 4), "kept": keep})
+    reports = {"stage_reports": {"reranker": report.to_json()}}
+    if not keep:
+        ctx.registry.encoders.delete(version)
+        return {**reports, "skipped": [f"train_reranker: not kept (validation top-1 {right_reranked.mean():.4f} with it, "
+                                       f"{right_plain.mean():.4f} without)"]}
+    candidate.rerank = RerankSpec(version=version, k=ctx.rerank_k, a=a, b=b)
+    ctx.registry.stage(candidate)
+    return {**reports, "candidate_reranker": version}
+
+
+def _calibration(logits: np.ndarray, is_label: np.ndarray) -> tuple[float, float]:
+    """(a, b) with σ(a · logit + b) ≈ P(candidate is the label): a logistic fit over every validation
+    candidate (a ≥ 0.01, so a higher logit never means a lower weight)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = logits.reshape(-1, 1).astype(np.float64), is_label.reshape(-1).astype(int)
+    if y.min() == y.max():  # every candidate right, or none: no slope to fit
+        return 1.0, 0.0
+    model = LogisticRegression(C=100.0).fit(x, y)
+    return max(float(model.coef_[0, 0]), 0.01), float(model.intercept_[0])
+
+
+def discard_candidate_reranker(ctx: TrainingContext, version: str | None) -> None:
+    """A rejected bundle's reranker goes with it (it was trained for this candidate alone)."""
+    if version:
+        ctx.registry.encoders.delete(version)
