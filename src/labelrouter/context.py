@@ -9,7 +9,7 @@ error, not a silent fallback (only the `langgraph.json` entry builds one from th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
@@ -23,6 +23,14 @@ from labelrouter.store.base import Store
 from labelrouter.summarize import Summarizer
 
 Mode = Literal["apply", "dry-run", "decide", "shadow"]
+
+
+class ServedContext(TypedDict, total=False):
+    """The run context a LangGraph server passes to the graphs it serves (`graph/app.py`): nothing is read
+    from it. A server builds each run's context from a JSON `context` with the graph's context schema; with
+    a dataclass of dependencies that fails before any node runs, so served graphs declare this mapping,
+    which is passed through as it is, and their nodes use the server's dependencies instead (built once
+    from its environment)."""
 
 
 @dataclass

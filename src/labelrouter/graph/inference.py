@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from labelrouter.context import LabelerContext
+from labelrouter.context import LabelerContext, ServedContext
 from labelrouter.extensions import PLACES, Extension
 from labelrouter.nodes import apply, label_router, summarize
 from labelrouter.state import LabelingInput, LabelingOutput, LabelingState
@@ -24,8 +24,10 @@ def build_inference_graph(*, extensions: list[Extension] | None = None,
     given (labelrouter.extensions). `default_context` is for hosts that cannot pass a context (the
     `langgraph.json` entry): a run that brings none gets the one it returns.
     """
+    # A host that cannot pass a LabelerContext (a LangGraph server) gets a schema it can build from JSON.
     builder = StateGraph(
-        LabelingState, context_schema=LabelerContext, input_schema=LabelingInput, output_schema=LabelingOutput
+        LabelingState, context_schema=LabelerContext if default_context is None else ServedContext,
+        input_schema=LabelingInput, output_schema=LabelingOutput
     )
     checked = [e.validate() for e in extensions or ()]  # every one, so none is silently left out
     placed = {place: [e for e in checked if e.place == place] for place in PLACES}

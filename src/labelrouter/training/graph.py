@@ -32,6 +32,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
+from labelrouter.context import ServedContext
 from labelrouter.labels import LabelSet
 from labelrouter.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
@@ -471,22 +472,37 @@ def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str,
         f"(needs {'at least as much' if state.val_unlearned else f'+{runtime.context.promote_margin}'})")}
 
 
-def build_training_graph() -> StateGraph:
-    builder = StateGraph(TrainingState, context_schema=TrainingContext)
+def build_training_graph(default_context: Callable[[], TrainingContext] | None = None) -> StateGraph:
+    """The uncompiled training graph; run it with `context=build_training_context(...)`. `default_context`
+    is for hosts that cannot pass one (the `langgraph.json` entry): a run that brings none gets the one it
+    returns (one per server: a served training run is one at a time)."""
+    builder = StateGraph(TrainingState, context_schema=TrainingContext if default_context is None else ServedContext)
+
+    def served(step: Callable[..., Any]) -> Callable[..., Any]:
+        if default_context is None:
+            return step
+
+        @functools.wraps(step)
+        def run(state: TrainingState, runtime: Runtime[TrainingContext]) -> Any:
+            if not isinstance(runtime.context, TrainingContext):
+                runtime = runtime.override(context=default_context())
+            return step(state, runtime)
+        return run
+
     for node in (mine_feedback, build_datasets, not_enough_data, nothing_new, train_bi_encoder, reembed, train_head,
                  train_reranker, evaluate, promote, reject):
-        builder.add_node(node.__name__, node)
+        builder.add_node(node.__name__, served(node))
     builder.add_edge(START, "mine_feedback")
     builder.add_edge("mine_feedback", "build_datasets")
-    builder.add_conditional_edges("build_datasets", after_datasets,
+    builder.add_conditional_edges("build_datasets", served(after_datasets),
                                   ["not_enough_data", "nothing_new", "train_bi_encoder", "train_head"])
     builder.add_edge("train_bi_encoder", "reembed")
     builder.add_edge("reembed", "train_head")
     builder.add_edge("not_enough_data", END)
     builder.add_edge("nothing_new", END)
-    builder.add_conditional_edges("train_head", after_head, ["train_reranker", "evaluate"])
+    builder.add_conditional_edges("train_head", served(after_head), ["train_reranker", "evaluate"])
     builder.add_edge("train_reranker", "evaluate")
-    builder.add_conditional_edges("evaluate", gate, ["promote", "reject"])
+    builder.add_conditional_edges("evaluate", served(gate), ["promote", "reject"])
     builder.add_edge("promote", END)
     builder.add_edge("reject", END)
     return builder
