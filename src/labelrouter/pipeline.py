@@ -12,6 +12,7 @@ from typing import Any
 from labelrouter.context import LabelerContext
 from labelrouter.errors import LabelRouterError
 from labelrouter.extensions import Extension, load_extensions
+from labelrouter.graph.checkpoints import thread_of
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.limits import describe_error, time_budget
 from labelrouter.mail.parse import parse_message
@@ -60,19 +61,55 @@ class Labeler:
     """Runs the compiled inference graph for one message or many (micro-batched encoding)."""
 
     def __init__(self, ctx: LabelerContext, settings: Settings, *, chunk_size: int | None = None,
-                 extensions: list[Extension] | None = None):
+                 extensions: list[Extension] | None = None, checkpointer: Any | None = None,
+                 keep_checkpoints: bool = False):
         self.ctx = ctx
         self.settings = settings
         self.chunk_size = chunk_size or settings.batch_size
         # The extended graph: installed extensions and LABELROUTER_EXTENSIONS, unless given explicitly.
         extensions = load_extensions(settings.extensions) if extensions is None else extensions
-        self.graph = build_inference_graph(extensions=extensions).compile()
+        # Durable runs (`graph.checkpoints`): state saved after every node, one thread per message; a
+        # finished message's thread is deleted unless `keep_checkpoints` (it holds the message's text).
+        self.checkpointer = checkpointer
+        self.keep_checkpoints = keep_checkpoints
+        self.graph = build_inference_graph(extensions=extensions).compile(checkpointer=checkpointer)
+
+    def _config(self, message_id: str) -> dict[str, Any]:
+        return thread_of(message_id) if self.checkpointer is not None else {}
+
+    def _finished(self, message_id: str) -> None:
+        if self.checkpointer is not None and not self.keep_checkpoints:
+            self.checkpointer.delete_thread(thread_of(message_id)["configurable"]["thread_id"])
+
+    def _threads(self) -> set[str]:
+        """Threads with checkpoints: a finished message's is deleted, so these are the interrupted runs'
+        (and, with `keep_checkpoints`, the kept ones)."""
+        if self.checkpointer is None:
+            return set()
+        return {c.config["configurable"]["thread_id"] for c in self.checkpointer.list(None)}
+
+    def pending(self, message_id: str) -> tuple[str, ...]:
+        """The nodes a checkpointed run of this message still has to run (empty: none was interrupted)."""
+        if self.checkpointer is None:
+            return ()
+        return tuple(self.graph.get_state(thread_of(message_id)).next)
+
+    def resume(self, message_id: str) -> dict[str, Any]:
+        """Finish an interrupted run of this message from its last checkpoint: the nodes that completed
+        (summarize, label_router: the embedding) are not run again."""
+        if not self.pending(message_id):
+            raise LabelRouterError(f"no interrupted run of message {message_id!r} to resume")
+        result = self.graph.invoke(None, thread_of(message_id), context=self.ctx)
+        self._finished(message_id)
+        return result
 
     def parse(self, raw: bytes, *, message_id: str | None = None, label_ids: list[str] | None = None) -> EmailMessage:
         return parse_raw(raw, self.settings, message_id=message_id, label_ids=label_ids)
 
     def label(self, message: EmailMessage) -> dict[str, Any]:
-        return self.graph.invoke({"message": message}, context=self.ctx)
+        result = self.graph.invoke({"message": message}, self._config(message.id), context=self.ctx)
+        self._finished(message.id)
+        return result
 
     def label_many(self, messages: list[EmailMessage]) -> list[dict[str, Any] | Exception]:
         """Invoke the graph for every message concurrently so their encodings share forward passes."""
@@ -81,10 +118,14 @@ class Labeler:
             batcher = MicroBatcher(self.ctx.encoder.encode, max_batch=self.chunk_size)
             batcher.expect(len(chunk))
             ctx = dataclasses.replace(self.ctx, batcher=batcher)
-            results.extend(self.graph.batch(
-                [{"message": m} for m in chunk], {"max_concurrency": len(chunk)}, return_exceptions=True,
-                context=ctx,
-            ))
+            done = self.graph.batch(
+                [{"message": m} for m in chunk], [{**self._config(m.id), "max_concurrency": len(chunk)} for m in chunk],
+                return_exceptions=True, context=ctx,
+            )
+            for message, result in zip(chunk, done, strict=True):
+                if not isinstance(result, Exception):
+                    self._finished(message.id)
+            results.extend(done)
         return results
 
     def run_mailbox(self, *, limit: int | None = None, progress: Callable[[int], None] | None = None,
@@ -115,6 +156,16 @@ class Labeler:
         done = store.labeled_ids() if store is not None else set()
         inbox = mailbox.list_inbox()
         todo = [mid for mid in inbox if mid not in done]
+        resumable = [mid for mid in todo if thread_of(mid)["configurable"]["thread_id"] in self._threads()
+                     and self.pending(mid)]  # interrupted durable runs finish first
+        for mid in resumable:
+            try:
+                result: dict[str, Any] | Exception = self.resume(mid)
+                message = result["message"]  # type: ignore[index]
+            except Exception as exc:  # noqa: BLE001 - one message's failure
+                result, message = exc, EmailMessage(id=mid)
+            report.outcomes.append(self._outcome(message, result, record))
+        todo = [mid for mid in todo if mid not in set(resumable)]
         report.already_processed = len(inbox) - len(todo)
         if limit is not None:
             todo = todo[:limit]

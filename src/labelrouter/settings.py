@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     max_mime_depth: int = Field(32, ge=1)
     # Wall-clock budget for parsing and cleaning one message; over it, the message is recorded as failed.
     message_time_budget_s: float = Field(15.0, ge=0)
+    # Checkpoint every message's run (`graph.checkpoints`: <home>/checkpoints.sqlite, or the PostgreSQL
+    # store's database), so a run killed half-way resumes where it stopped; a finished message's checkpoints
+    # are deleted (they hold its text).
+    durable_runs: bool = False
 
     # Privacy: the store keeps subject, sender and the decision; with store_text it also keeps the summary
     # (the offline summary is the subject and the lead of the body). False keeps no body-derived text.

@@ -24,15 +24,22 @@ def replay(
     apply: Annotated[bool, typer.Option("--apply/--dry-run", help="Re-apply changed decisions to the mailbox "
                                         "(messages you have not touched only); default: change nothing.")] = False,
     mailbox: Annotated[Path | None, typer.Option(help="With --apply: the Maildir (default: <home>/mailbox).")] = None,
+    from_checkpoint: Annotated[str | None, typer.Option(
+        "--from-checkpoint", metavar="MESSAGE_ID", help="Show the checkpointed run of this message (durable runs); "
+        "with --apply, finish it from its last checkpoint.")] = None,
     labels: LabelsOpt = None,
 ) -> None:
     """Re-decide stored messages and report old → new label and agreement with your filing. Changes nothing
-    unless --apply: then our label moves to the new decision on every message you have not touched."""
+    unless --apply: then our label moves to the new decision on every message you have not touched.
+    With --from-checkpoint: a durable run's stored thread, shown, or finished with --apply."""
     from labelrouter.pipeline import Labeler
     from labelrouter.replay import reapply, select
     from labelrouter.replay import replay as run_replay
 
     settings = settings_for(labels)
+    if from_checkpoint is not None:
+        _from_checkpoint(settings, from_checkpoint, apply=apply, mailbox_path=mailbox, labels=labels)
+        return
     label_set = backends.labels(settings)
     store = backends.store(settings, create=False)
     if store is None:
@@ -82,3 +89,44 @@ def replay(
     if apply:
         out.print(f"re-applied: {totals['moved']} moved, {totals['left']} left alone (you had acted on them, or "
                   f"they were shadow or undone decisions), {totals['failed_to_move']} failed")
+
+
+def _from_checkpoint(settings, message_id: str, *, apply: bool, mailbox_path: Path | None, labels) -> None:
+    """Print a message's checkpointed thread (each step: the nodes that ran, what runs next; the decision
+    when there is one, never the message's text); with `apply`, finish its interrupted run in apply mode."""
+    from labelrouter.errors import LabelRouterError
+    from labelrouter.graph.checkpoints import open_checkpointer, thread_of
+    from labelrouter.pipeline import Labeler
+
+    checkpointer = open_checkpointer(settings)
+    label_set = backends.labels(settings)
+    if not apply:
+        from labelrouter.graph.inference import build_inference_graph
+
+        graph = build_inference_graph().compile(checkpointer=checkpointer)
+        history = list(graph.get_state_history(thread_of(message_id)))
+        if not history:
+            raise LabelRouterError(f"no checkpointed run of message {message_id!r} (finished runs keep none; "
+                                   "LABELROUTER_DURABLE_RUNS turns checkpoints on)")
+        chronological = list(reversed(history))
+        steps = [{"step": snap.metadata.get("step"), "ran": list(chronological[i - 1].next) if i else [],
+                  "next": list(snap.next), "at": snap.created_at} for i, snap in enumerate(chronological)]
+        routing = history[0].values.get("routing")
+        typer.echo(json.dumps({"message_id": message_id, "thread": thread_of(message_id)["configurable"]["thread_id"],
+                               "next": list(history[0].next), "errors": history[0].values.get("errors") or [],
+                               "routing": None if routing is None else {
+                                   "label": routing.label, "confidence": routing.confidence,
+                                   "model_version": routing.model_version},
+                               "steps": steps}, ensure_ascii=False, default=str))
+        return
+    store = backends.store(settings)
+    try:
+        box = backends.mailbox(settings, mailbox_path)
+        ctx = backends.context(settings, mode="apply", mailbox=box, store=store, labels=label_set)
+        labeler = Labeler(ctx, settings, checkpointer=checkpointer)
+        with box.lock():
+            result = labeler.resume(message_id)
+    finally:
+        store.close()
+    applied = result["applied"]
+    out.print(f"{message_id}: {applied.status} → {applied.label}" + (f" ({applied.detail})" if applied.detail else ""))

@@ -36,7 +36,12 @@ def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: 
                 err.print(sync_line(*sync_and_mine(store, mailbox, labels)), highlight=False)
             mode = "dry-run" if dry_run else "shadow" if shadow else "apply"
             ctx = backends.context(settings, mode=mode, mailbox=mailbox, store=store, labels=labels)
-            labeler = Labeler(ctx, settings)
+            checkpointer = None
+            if settings.durable_runs:
+                from labelrouter.graph.checkpoints import open_checkpointer
+
+                checkpointer = open_checkpointer(settings)
+            labeler = Labeler(ctx, settings, checkpointer=checkpointer)
             with Progress(TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err, transient=True) as progress:
                 task = progress.add_task("labeling", total=None)
