@@ -12,7 +12,7 @@ from typing import Any
 from labelrouter.context import LabelerContext
 from labelrouter.errors import LabelRouterError
 from labelrouter.extensions import Extension, load_extensions
-from labelrouter.graph.checkpoints import thread_of
+from labelrouter.graph.checkpoints import thread_id, thread_of
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.limits import describe_error, time_budget
 from labelrouter.mail.parse import parse_message
@@ -79,7 +79,7 @@ class Labeler:
 
     def _finished(self, message_id: str) -> None:
         if self.checkpointer is not None and not self.keep_checkpoints:
-            self.checkpointer.delete_thread(thread_of(message_id)["configurable"]["thread_id"])
+            self.checkpointer.delete_thread(thread_id(message_id))
 
     def _threads(self) -> set[str]:
         """Threads with checkpoints: a finished message's is deleted, so these are the interrupted runs'
@@ -156,8 +156,8 @@ class Labeler:
         done = store.labeled_ids() if store is not None else set()
         inbox = mailbox.list_inbox()
         todo = [mid for mid in inbox if mid not in done]
-        resumable = [mid for mid in todo if thread_of(mid)["configurable"]["thread_id"] in self._threads()
-                     and self.pending(mid)]  # interrupted durable runs finish first
+        threads = self._threads()  # interrupted durable runs finish first
+        resumable = [mid for mid in todo if thread_id(mid) in threads and self.pending(mid)]
         for mid in resumable:
             try:
                 result: dict[str, Any] | Exception = self.resume(mid)
@@ -165,7 +165,8 @@ class Labeler:
             except Exception as exc:  # noqa: BLE001 - one message's failure
                 result, message = exc, EmailMessage(id=mid)
             report.outcomes.append(self._outcome(message, result, record))
-        todo = [mid for mid in todo if mid not in set(resumable)]
+        resumed = set(resumable)
+        todo = [mid for mid in todo if mid not in resumed]
         report.already_processed = len(inbox) - len(todo)
         if limit is not None:
             todo = todo[:limit]

@@ -95,7 +95,7 @@ def _from_checkpoint(settings, message_id: str, *, apply: bool, mailbox_path: Pa
     """Print a message's checkpointed thread (each step: the nodes that ran, what runs next; the decision
     when there is one, never the message's text); with `apply`, finish its interrupted run in apply mode."""
     from labelrouter.errors import LabelRouterError
-    from labelrouter.graph.checkpoints import open_checkpointer, thread_of
+    from labelrouter.graph.checkpoints import open_checkpointer, thread_id, thread_of
     from labelrouter.pipeline import Labeler
 
     checkpointer = open_checkpointer(settings)
@@ -112,7 +112,7 @@ def _from_checkpoint(settings, message_id: str, *, apply: bool, mailbox_path: Pa
         steps = [{"step": snap.metadata.get("step"), "ran": list(chronological[i - 1].next) if i else [],
                   "next": list(snap.next), "at": snap.created_at} for i, snap in enumerate(chronological)]
         routing = history[0].values.get("routing")
-        typer.echo(json.dumps({"message_id": message_id, "thread": thread_of(message_id)["configurable"]["thread_id"],
+        typer.echo(json.dumps({"message_id": message_id, "thread": thread_id(message_id),
                                "next": list(history[0].next), "errors": history[0].values.get("errors") or [],
                                "routing": None if routing is None else {
                                    "label": routing.label, "confidence": routing.confidence,

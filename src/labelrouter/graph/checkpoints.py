@@ -34,9 +34,14 @@ def serializer() -> Any:
     return JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES)
 
 
+def thread_id(message_id: str) -> str:
+    """A message's thread."""
+    return f"message:{message_id}"
+
+
 def thread_of(message_id: str) -> dict[str, Any]:
     """The run config of a message's thread."""
-    return {"configurable": {"thread_id": f"message:{message_id}"}}
+    return {"configurable": {"thread_id": thread_id(message_id)}}
 
 
 def open_checkpointer(settings: Settings) -> Any:

@@ -118,6 +118,15 @@ def analyze(document: str) -> list[str]:
     return features
 
 
+def _positions(table: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(where each of `values` is or would go in the sorted `table`, clipped to a valid index; which of
+    them are there): the membership test every lookup by hash here is."""
+    if not len(table):
+        return np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=bool)
+    pos = np.searchsorted(table, values).clip(max=len(table) - 1)
+    return pos, table[pos] == values
+
+
 class TermNames:
     """The term behind each feature hash, as two arrays in hash order (a dict of a million terms cost a
     second a run in lookups alone). Terms found since the last merge wait in a list and are merged in
@@ -135,7 +144,7 @@ class TermNames:
     def add(self, hashes: np.ndarray, features: list[str], first: np.ndarray) -> None:
         """`hashes` sorted and unique, found first at `first` in `features`; those already known are skipped
         (only the new ones' terms are looked at: most of a document's are known after a few hundred)."""
-        new = ~self._known(hashes)
+        new = ~_positions(self.hashes, hashes)[1]
         n_new = int(new.sum())
         if not n_new:
             return
@@ -148,10 +157,7 @@ class TermNames:
         """(found: which of `wanted` have a term, terms: object array aligned with `wanted`, None where not)."""
         self._merge()
         terms = np.full(len(wanted), None, dtype=object)
-        if not len(self.hashes):
-            return np.zeros(len(wanted), dtype=bool), terms
-        pos = np.searchsorted(self.hashes, wanted).clip(max=len(self.hashes) - 1)
-        found = self.hashes[pos] == wanted
+        pos, found = _positions(self.hashes, wanted)
         terms[found] = self.terms[pos[found]]
         return found, terms
 
@@ -163,18 +169,8 @@ class TermNames:
     def keep(self, hashes: np.ndarray) -> None:
         """Forget every term whose hash is not in `hashes` (sorted)."""
         self._merge()
-        if len(hashes):
-            pos = np.searchsorted(hashes, self.hashes).clip(max=len(hashes) - 1)
-            mask = hashes[pos] == self.hashes
-        else:
-            mask = np.zeros(len(self.hashes), dtype=bool)
+        mask = _positions(hashes, self.hashes)[1]
         self.hashes, self.terms = self.hashes[mask], self.terms[mask]
-
-    def _known(self, hashes: np.ndarray) -> np.ndarray:
-        if not len(self.hashes):
-            return np.zeros(len(hashes), dtype=bool)
-        pos = np.searchsorted(self.hashes, hashes).clip(max=len(self.hashes) - 1)
-        return self.hashes[pos] == hashes
 
     def _merge(self) -> None:
         if not self._waiting:
@@ -269,28 +265,32 @@ class AnalysisCache:
             hashes, counts, ends = data["hashes"], data["counts"], data["ends"]
             terms = bytes(data["terms"]).decode("utf-8").split(_TERM_SEPARATOR) if len(data["terms"]) else []
             self.names.add(data["term_hashes"], terms, np.arange(len(terms)))
-        starts = np.concatenate([[0], ends[:-1]])
-        for document, start, end in zip(part, starts.tolist(), ends.tolist(), strict=True):
-            self._documents[document] = (hashes[start:end], counts[start:end])
-        while len(self._documents) > self.max_documents:
-            self._documents.popitem(last=False)
-        if len(self.names) > self.max_names:
-            self._forget_rare_names()
+        for document, (start, end) in zip(part, _spans(ends), strict=True):
+            self._put(document, (hashes[start:end], counts[start:end]))
+        self._bound_names()
 
     def get(self, document: str) -> tuple[np.ndarray, np.ndarray]:
         found = self._documents.get(document)
         if found is None:
             found = self._from_saved(document) if self._saved is not None else None
-            if found is not None:
-                return found
-            found = self._documents[document] = term_hashes(document, self.names)
-            if len(self._documents) > self.max_documents:
-                self._documents.popitem(last=False)
-            if len(self.names) > self.max_names:
-                self._forget_rare_names()
+            if found is None:
+                found = term_hashes(document, self.names)
+                self._put(document, found)
+                self._bound_names()
         else:
             self._documents.move_to_end(document)
         return found
+
+    def _put(self, document: str, analysed: tuple[np.ndarray, np.ndarray]) -> None:
+        """Keep a document's analysis, the least recently used dropped beyond `max_documents`."""
+        self._documents[document] = analysed
+        while len(self._documents) > self.max_documents:
+            self._documents.popitem(last=False)
+
+    def _bound_names(self) -> None:
+        """After terms were added: beyond `max_names`, the names of terms in one cached document go."""
+        if len(self.names) > self.max_names:
+            self._forget_rare_names()
 
     def _from_saved(self, document: str) -> tuple[np.ndarray, np.ndarray] | None:
         assert self._saved is not None
@@ -298,9 +298,7 @@ class AnalysisCache:
         found = self._saved.get(digest)
         if found is not None:
             self._reread[document] = digest
-            self._documents[document] = found
-            if len(self._documents) > self.max_documents:
-                self._documents.popitem(last=False)
+            self._put(document, found)
         return found
 
     # -- kept between runs: a nightly retraining analyses only the mail that arrived since -----------------
@@ -323,21 +321,19 @@ class AnalysisCache:
         # The fresh documents' features: ids of terms already in the list, then of the terms they add.
         hashes = np.concatenate([h for _, h, _ in fresh]) if fresh else np.zeros(0, np.int64)
         ids = np.full(len(hashes), -1, dtype=np.int64)
-        if saved is not None and len(saved.sorted_hashes):
-            at = np.searchsorted(saved.sorted_hashes, hashes).clip(max=len(saved.sorted_hashes) - 1)
-            there = saved.sorted_hashes[at] == hashes
+        if saved is not None:
+            at, there = _positions(saved.sorted_hashes, hashes)
             ids[there] = saved.order[at[there]]
         table, table_terms = self.names.sorted()
         new = ids < 0
-        at = np.searchsorted(table, hashes[new]).clip(max=max(len(table) - 1, 0))
-        named = table[at] == hashes[new] if len(table) else np.zeros(int(new.sum()), dtype=bool)
+        at, named = _positions(table, hashes[new])
         owner = np.repeat(np.arange(len(fresh)), [len(h) for _, h, _ in fresh])
         unnamed = np.bincount(owner[new][~named], minlength=len(fresh)) > 0
         used = np.bincount(at[named & ~unnamed[owner[new]]], minlength=len(table)) > 0
         ids[np.flatnonzero(new)[named]] = (np.cumsum(used) - 1 + len(base_terms))[at[named]]
         keep = ~unnamed
-        rows_fresh = [(d, ids[start:end], c) for (d, _, c), start, end, k in
-                      zip(fresh, *_bounds([len(h) for _, h, _ in fresh]), keep.tolist(), strict=True) if k]
+        rows_fresh = [(d, ids[start:end], c) for (d, _, c), (start, end), k in
+                      zip(fresh, _spans(np.cumsum([len(h) for _, h, _ in fresh])), keep.tolist(), strict=True) if k]
         rows_saved = [(digest, saved.ids[a:b], saved.counts[a:b]) for _, digest in reread
                       for a, b in [saved.spans[digest]]] if saved is not None else []
         if not rows_fresh and not rows_saved:
@@ -398,12 +394,12 @@ class _SavedAnalysis:
         self.hashes = np.fromiter(map(hash, self.terms), dtype=np.int64, count=len(self.terms))
         self.order = np.argsort(self.hashes, kind="stable")
         self.sorted_hashes = self.hashes[self.order]
-        starts, ends = _bounds(np.diff(np.concatenate([[0], ends])).tolist()) if len(ends) else ([], [])
-        if digests.ndim != 2 or len(digests) != len(starts) or (len(ends) and (ends[-1] != len(ids)
-                                                                                or len(counts) != len(ids))) \
-                or (len(ids) and (ids.min() < 0 or ids.max() >= len(self.terms))) or min(ends, default=0) < 0:
+        spans = _spans(ends)
+        if digests.ndim != 2 or len(digests) != len(spans) \
+                or (spans and (spans[-1][1] != len(ids) or len(counts) != len(ids))) \
+                or (len(ids) and (ids.min() < 0 or ids.max() >= len(self.terms))) or any(end < 0 for _, end in spans):
             raise ValueError("inconsistent arrays")
-        self.spans = {bytes(d): (a, b) for d, a, b in zip(digests, starts, ends, strict=True)}
+        self.spans = {bytes(d): span for d, span in zip(digests, spans, strict=True)}
         self.ids, self.counts = ids, counts
 
     def names(self) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -418,10 +414,10 @@ class _SavedAnalysis:
         return hashes[order], self.counts[span[0]:span[1]][order].astype(np.float32)
 
 
-def _bounds(lengths: list[int]) -> tuple[list[int], list[int]]:
-    """(starts, ends) of consecutive runs of these lengths."""
-    ends = np.cumsum(lengths, dtype=np.int64)
-    return (ends - np.asarray(lengths, dtype=np.int64)).tolist(), ends.tolist()
+def _spans(ends: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each of consecutive runs laid end to end, from where each ends."""
+    ends = np.asarray(ends, dtype=np.int64).tolist()
+    return list(zip([0, *ends[:-1]], ends, strict=True)) if ends else []
 
 
 PARALLEL_FROM = 2_000  # documents to analyse before the work is shared with forked processes
@@ -494,8 +490,8 @@ def _names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.nda
     for document, (hashes, _) in zip(reversed(documents), reversed(analysed), strict=True):
         if named.all():
             break
-        pos = np.searchsorted(wanted, hashes).clip(max=len(wanted) - 1)
-        hit = (wanted[pos] == hashes) & ~named[pos]
+        pos, there = _positions(wanted, hashes)
+        hit = there & ~named[pos]
         if not hit.any():
             continue
         features = analyze(document or "")
@@ -561,8 +557,7 @@ class Lexicon:
         hashes = np.concatenate([h for h, _ in analysed])
         counts = np.concatenate([c for _, c in analysed])
         rows = np.repeat(np.arange(len(analysed)), [len(h) for h, _ in analysed])
-        pos = np.searchsorted(self._sorted, hashes).clip(max=len(self._sorted) - 1)
-        known = self._sorted[pos] == hashes
+        pos, known = _positions(self._sorted, hashes)
         rows, cols, counts = rows[known], self._order[pos[known]], counts[known]
         weights = (1.0 + np.log(counts)) * self.idf[cols]
         norms = np.sqrt(np.bincount(rows, weights=weights.astype(np.float64) ** 2, minlength=len(analysed)))

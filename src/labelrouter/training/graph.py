@@ -94,7 +94,7 @@ class TrainingContext:
     retrieval_weighting: Literal["flat", "hierarchy"] = "hierarchy"
     min_retrieval: int = 200  # training examples before the bi-encoder or the reranker is trained
     rerank_k: int = 8  # candidates the cross-encoder rescores (`training.rerank_stage`)
-    cache_dir: Path | None = None  # where a candidate encoder is unpacked (default: a temporary folder)
+    cache_dir: Path | None = None  # where candidate encoders and rerankers are unpacked (`unpack_dir`)
     progress: Callable[[str], None] = field(default=lambda _message: None)
     _rows: dict[str, dict[str, Any]] | None = None  # this run's examples by id (`read_examples`)
     _vectors: dict[str, dict[str, bytes]] = field(default_factory=dict)  # a candidate encoder's, by example id
@@ -102,12 +102,23 @@ class TrainingContext:
     _routers: dict[str, Router] = field(default_factory=dict)
     _rerankers: Rerankers | None = None
 
+    def __post_init__(self) -> None:
+        if self.router.reranker_for is None:  # a head that names a reranker is scored with it (loaded on use)
+            self.router.reranker_for = lambda reranker: self.rerankers(reranker)
+
+    @property
+    def unpack_dir(self) -> Path:
+        """Where candidate encoders and rerankers are unpacked: `cache_dir`, else one temporary folder."""
+        if self.cache_dir is None:
+            self.cache_dir = Path(tempfile.mkdtemp(prefix="labelrouter-models-"))
+        return self.cache_dir
+
     @property
     def rerankers(self) -> Rerankers:
         """Cross-encoders of the registry (the current bundle's, a candidate's), loaded once each."""
         if self._rerankers is None:
-            cache = self.cache_dir or Path(tempfile.mkdtemp(prefix="labelrouter-rerankers-"))
-            self._rerankers = Rerankers(self.registry.encoders, cache, device=getattr(self.encoder, "device", "cpu"))
+            self._rerankers = Rerankers(self.registry.encoders, self.unpack_dir,
+                                        device=getattr(self.encoder, "device", "cpu"))
         return self._rerankers
 
     @property
@@ -152,8 +163,7 @@ class TrainingContext:
         if version == self.encoder.version:
             return self.encoder
         if version not in self._encoders:
-            cache = self.cache_dir or Path(tempfile.mkdtemp(prefix="labelrouter-encoders-"))
-            path, name = self.registry.encoders.unpack(version, cache)
+            path, name = self.registry.encoders.unpack(version, self.unpack_dir)
             self._encoders[version] = Encoder(path, name=name, device=self.encoder.device,
                                               batch_size=self.encoder.batch_size)
         return self._encoders[version]
@@ -161,8 +171,6 @@ class TrainingContext:
     def router_for(self, version: str | None) -> Router:
         """The router whose label vectors `version`'s encoder made (this context's for its own encoder),
         reranking with whichever cross-encoder the head it is given names."""
-        if self.router.reranker_for is None:  # loaded only when a head names a reranker
-            self.router.reranker_for = lambda reranker: self.rerankers(reranker)
         if not version or version == self.encoder.version:
             return self.router
         if version not in self._routers:
