@@ -142,6 +142,20 @@ class Labeler:
         with mailbox.lock(wait_s):
             return self._run_mailbox(limit, progress, on_total)
 
+    def run_messages(self, message_ids: list[str], *, wait_s: float = 0.0) -> RunReport:
+        """Label these messages of the mailbox (a worker told of new mail), each exactly once: under the
+        mailbox's lock, after finishing half-applied decisions, skipping those the store has decided."""
+        mailbox, store = self.ctx.mailbox, self.ctx.store
+        if mailbox is None or store is None or self.ctx.mode != "apply":
+            raise LabelRouterError("labeling named messages needs a mailbox, a store and apply mode")
+        with mailbox.lock(wait_s):
+            report = RunReport(outcomes=self.repair_pending())
+            done = store.labeled_ids()
+            todo = [mid for mid in dict.fromkeys(message_ids) if mid not in done]
+            report.already_processed = len(set(message_ids)) - len(todo)
+            self._label_ids(todo, report, True, None)
+            return report
+
     def _run_mailbox(self, limit: int | None, progress: Callable[[int], None] | None,
                      on_total: Callable[[int], None] | None) -> RunReport:
         mailbox, store = self.ctx.mailbox, self.ctx.store
@@ -172,6 +186,13 @@ class Labeler:
             todo = todo[:limit]
         if on_total:
             on_total(len(todo))
+        self._label_ids(todo, report, record, progress)
+        return report
+
+    def _label_ids(self, todo: list[str], report: RunReport, record: bool,
+                   progress: Callable[[int], None] | None) -> None:
+        mailbox, store = self.ctx.mailbox, self.ctx.store
+        assert mailbox is not None
         for chunk in _chunks(todo, self.chunk_size):
             parsed: list[EmailMessage] = []
             for mid in chunk:
@@ -189,7 +210,6 @@ class Labeler:
                 report.outcomes.append(self._outcome(message, result, record))
                 if progress:
                     progress(1)
-        return report
 
     def repair_pending(self) -> list[MessageOutcome]:
         """Finish every decision recorded as 'applying' (a crash or an error between the intent and the

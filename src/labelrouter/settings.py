@@ -94,6 +94,22 @@ class Settings(BaseSettings):
     # are deleted (they hold its text).
     durable_runs: bool = False
 
+    # The worker fleet (docs/fleet.md): read only by `labelrouter worker`, `beat` and `fleet`. The fleet file
+    # names the mailboxes (each a set of these settings); the broker is Redis, which also holds the
+    # per-mailbox leases, the idempotency keys and the shared Gmail quota, under `fleet_namespace`.
+    fleet_path: Path = USER_CONFIG / "fleet.json"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    fleet_namespace: str = Field("labelrouter", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # queue name, key prefix
+    # A mailbox's lease is renewed while its worker lives and expires this long after the worker dies.
+    fleet_lease_s: int = Field(60, ge=1)
+    # A task taken by a worker that died unacknowledged is handed out again after this long (Redis broker).
+    fleet_visibility_timeout_s: int = Field(3600, ge=1)
+    fleet_poll_every_s: float = Field(60.0, gt=0)
+    fleet_nightly_sync_at: str = Field("02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # beat's clock
+    fleet_nightly_train_at: str = Field("03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    nightly_sync_days: float = Field(30.0, gt=0)
+    gmail_units_per_minute: int = Field(15_000, ge=1)  # Gmail's per-user quota; the fleet shares it
+
     # Privacy: the store keeps subject, sender and the decision; with store_text it also keeps the summary
     # (the offline summary is the subject and the lead of the body). False keeps no body-derived text.
     store_text: bool = True

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from labelrouter.cli import data, feedback, graph, init, label, replay, run
+from labelrouter.cli import data, feedback, fleet, graph, init, label, replay, run
 from labelrouter.cli.common import setup_logging
 from labelrouter.cli.gmail import gmail_app
 from labelrouter.cli.labels import labels_app
@@ -36,6 +36,9 @@ app.command()(graph.graph)
 app.command("import")(data.import_)
 app.command()(data.train)
 app.command("eval")(data.eval_)
+app.command()(fleet.worker)
+app.command()(fleet.beat)
+app.add_typer(fleet.fleet_app, name="fleet")
 app.add_typer(labels_app, name="labels")
 app.add_typer(models_app, name="models")
 app.add_typer(gmail_app, name="gmail")

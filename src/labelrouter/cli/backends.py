@@ -56,12 +56,9 @@ def maildir(path: Path) -> Any:
 
 def mailbox(settings: Settings, path: Path | None = None) -> Any:
     """The mailbox run, sync and undo work on: a Maildir (`path`, default <home>/mailbox), or Gmail."""
-    if settings.mailbox == "gmail":
-        from labelrouter.mail.gmail import GmailApi, GmailMailbox, gmail_service
+    from labelrouter.mail.backends import open_mailbox
 
-        api = GmailApi(gmail_service(settings.resolved_gmail_token_path), user=settings.gmail_user)
-        return GmailMailbox(api, mapping_path=settings.mailbox_ids_path, state_dir=settings.home / "gmail")
-    return maildir(path or settings.resolved_mailbox_path)
+    return open_mailbox(settings, path)
 
 
 def context(settings: Settings, **kwargs: Any) -> Any:

@@ -49,8 +49,6 @@ def import_(
               + (f"; {len(outside)} of its labels are not configured and will not be trained" if outside else ""))
 
 
-STAGES = {"head": frozenset({"head"}), "retrieval": frozenset({"head", "retrieval"}),
-          "rerank": frozenset({"head", "rerank"}), "all": frozenset({"head", "retrieval", "rerank"})}
 
 
 @friendly_errors
@@ -66,7 +64,7 @@ def train(
 ) -> None:
     """Run the training graph: mine examples, train a head (and with --stages retrieval a bi-encoder, with
     rerank a cross-encoder), evaluate it against the current model, promote it only if it is better."""
-    from labelrouter.training import build_training_context, run_training
+    from labelrouter.training import STAGES, build_training_context, run_training
     from labelrouter.training.budget import Budget
 
     if stages not in STAGES:

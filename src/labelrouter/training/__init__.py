@@ -21,6 +21,9 @@ from labelrouter.store.base import Store
 from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
 
 log = logging.getLogger(__name__)
+# `labelrouter train --stages` and the fleet's training task: which stages each recipe runs.
+STAGES = {"head": frozenset({"head"}), "retrieval": frozenset({"head", "retrieval"}),
+          "rerank": frozenset({"head", "rerank"}), "all": frozenset({"head", "retrieval", "rerank"})}
 ANALYSIS_FILE = "lexical-analysis.npz"  # in the cache folder: derived from the stored documents, safe to delete
 
 
@@ -67,4 +70,4 @@ def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
     return final if isinstance(final, TrainingState) else TrainingState.model_validate(final)
 
 
-__all__ = ["TrainingContext", "TrainingState", "build_training_context", "build_training_graph", "run_training"]
+__all__ = ["STAGES", "TrainingContext", "TrainingState", "build_training_context", "build_training_graph", "run_training"]
