@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from labelrouter.cli import data, feedback, fleet, graph, init, label, replay, run
+from labelrouter.cli import data, feedback, fleet, graph, init, label, replay, report, run
 from labelrouter.cli.common import setup_logging
 from labelrouter.cli.gmail import gmail_app
 from labelrouter.cli.labels import labels_app
@@ -33,6 +33,7 @@ app.command()(feedback.feedback)
 app.command()(feedback.undo)
 app.command()(replay.replay)
 app.command()(graph.graph)
+app.command()(report.report)
 app.command("import")(data.import_)
 app.command()(data.train)
 app.command("eval")(data.eval_)

@@ -27,6 +27,13 @@ def store(settings: Settings, *, create: bool = True) -> Any:
     return open_store(settings, create=create)
 
 
+def store_description(settings: Settings) -> str:
+    """Where the store is, for people: the SQLite path, or the database URL without its password."""
+    from labelrouter.store import redact
+
+    return redact(settings.database_url) if settings.database_url else str(settings.resolved_db_path)
+
+
 def registry(settings: Settings) -> Any:
     from labelrouter.artifacts import open_artifacts
     from labelrouter.models.registry import ModelRegistry

@@ -100,6 +100,7 @@ def eval_(
     silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples (off by default, as in sync).")] = False,
     min_coverage: Annotated[float, typer.Option("--min-coverage", min=0.0, max=1.0, help="Fallback policy: the share of messages that keep a real label even below the target precision.")] = 0.80,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse this encoder's vectors of the same texts from <home>/cache/eval-embeddings.")] = True,
+    keep: Annotated[Path | None, typer.Option("--keep", help="Stream: run in this new directory and keep it (its home/ holds the store: LABELROUTER_HOME=DIR/home labelrouter report).")] = None,
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
     from labelrouter.evaluation import Evaluator, write_outputs
@@ -113,7 +114,7 @@ def eval_(
     if "stream" in protocols:
         if len(protocols) > 1:
             raise LabelRouterError("the stream protocol runs on its own: --protocol stream")
-        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, min_coverage, reads, out_dir)
+        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, min_coverage, reads, out_dir, keep)
         return
     try:
         ks = sorted({int(x) for x in k.split(",") if x.strip()})
@@ -135,8 +136,9 @@ def eval_(
 
 
 def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_rate: float, train_every: int,
-            silver: bool, min_coverage: float, reads: bool, out_dir: Path) -> None:
-    """The stream protocol through the real loop, in a fresh temporary home and Maildir."""
+            silver: bool, min_coverage: float, reads: bool, out_dir: Path, keep: Path | None = None) -> None:
+    """The stream protocol through the real loop, in a fresh temporary home and Maildir (or `keep`)."""
+    import contextlib
     import tempfile
 
     from labelrouter.stream import StreamConfig, run_stream, write_stream_outputs
@@ -147,7 +149,11 @@ def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_ra
     encoder = backends.encoder(settings)
     config = StreamConfig(correction_rate=correction_rate, train_every=train_every, silver=silver,
                           min_coverage=min_coverage, reads=reads)
-    with tempfile.TemporaryDirectory(prefix="labelrouter-stream-") as work, err.status("stream") as status:
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise LabelRouterError(f"--keep {keep}: the stream needs a new (or empty) directory")
+    place = contextlib.nullcontext(str(keep)) if keep is not None else tempfile.TemporaryDirectory(prefix="labelrouter-stream-")
+    with place as work, err.status("stream") as status:
+        Path(work).mkdir(parents=True, exist_ok=True)
         report = run_stream(data, encoder, Path(work), config, progress=status.update)
     for path in write_stream_outputs(report, out_dir):
         out.print(f"wrote {path}")

@@ -101,6 +101,9 @@ class Store(Protocol):
 
     def rows(self, status: str | None = None) -> list[dict[str, Any]]: ...
 
+    def report_rows(self) -> list[dict[str, Any]]:
+        """Every decision's date, outcome, feedback verdict and model, for `labelrouter report`."""
+
     def counts(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...

@@ -290,6 +290,13 @@ class SQLStore:
                + " ORDER BY processed_at, message_id")
         return self._query("reading decisions", sql, (status,) if status else ())
 
+    def report_rows(self) -> list[dict[str, Any]]:
+        """What the quality report reads of every decision: no text, no vectors."""
+        sql = ("SELECT message_id, status, message_date, processed_at, label_applied, fallback, confidence, shadow, "
+               "feedback, effective_label, model_version, undone_at, labels_synced_at FROM processed_messages "
+               "ORDER BY processed_at, message_id")
+        return self._query("reading decisions for the report", sql)
+
     def counts(self) -> dict[str, int]:
         rows = self._query("counting decisions", "SELECT status, COUNT(*) AS n FROM processed_messages GROUP BY status")
         return {str(r["status"]): int(r["n"]) for r in rows}
