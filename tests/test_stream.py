@@ -75,3 +75,26 @@ def test_eval_protocol_stream_writes_its_report_and_curve(tmp_path, stub_encoder
     mixed = CliRunner().invoke(app, ["eval", "--messages", str(messages), "--taxonomy", str(taxonomy),
                                      "--protocol", "stream,full"])
     assert mixed.exit_code == 2 and "on its own" in mixed.stderr
+
+
+def test_a_kept_stream_leaves_a_home_the_report_reads(tmp_path, stub_encoder, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from labelrouter.cli.app import app
+
+    messages = tmp_path / "messages.jsonl"
+    messages.write_text("".join(json.dumps(r) + "\n" for r in _rows(40)))
+    taxonomy = tmp_path / "taxonomy.json"
+    taxonomy.write_text(json.dumps({"dataset": "toy", "nodes": [], "labels": [{"name": n} for n in TOPICS]}))
+    kept = tmp_path / "kept"
+    args = ["eval", "--messages", str(messages), "--taxonomy", str(taxonomy), "--protocol", "stream",
+            "--train-every", "20", "--out", str(tmp_path / "out"), "--keep", str(kept)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    again = CliRunner().invoke(app, args)  # a kept stream is never run over
+    assert again.exit_code == 2 and "new (or empty) directory" in again.stderr
+    monkeypatch.setenv("LABELROUTER_HOME", str(kept / "home"))
+    monkeypatch.setenv("LABELROUTER_LABELS_PATH", str(kept / "labels.json"))
+    made = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "report.html")])
+    assert made.exit_code == 0 and "40 messages labeled over 1 week," in made.stdout, made.output

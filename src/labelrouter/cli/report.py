@@ -42,5 +42,5 @@ def report(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_html(built), encoding="utf-8")
     t = built.totals
-    out.print(f"wrote {output}: {t['labeled']} messages labeled over {t['weeks']} weeks, "
-              f"{t['promotions']} models promoted")
+    weeks_text = f"{t['weeks']} week" + ("" if t["weeks"] == 1 else "s")
+    out.print(f"wrote {output}: {t['labeled']} messages labeled over {weeks_text}, {t['promotions']} models promoted")
