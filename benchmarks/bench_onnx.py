@@ -1,13 +1,14 @@
-"""The packaged MiniLM through ONNX Runtime (fp32, and int8 by dynamic quantization) against torch fp32, in
-one run: messages per second on the same texts, and how close the vectors are to torch's (cosine). A first
-probe for issue 11's encoder table (cold start, memory and top-1 on the full sets are not measured here).
+"""The encoder table of issue 11: the packaged MiniLM through torch fp32, ONNX Runtime fp32 and ONNX Runtime
+with dynamic int8 quantization, in one run — messages per second on the same mail, cold start (a new process
+until its first vector), peak memory of that process, how close the vectors are to torch's, and top-1 on
+clinc150 and 20newsgroups (`eval --protocol full`'s configurations, the head retrained on each backend's
+own vectors).
 
-The model is exported locally from the packaged weights (`torch.onnx.export`, never downloaded) into
-`--out-dir`; ONNX Runtime, onnx and onnxscript come from the `onnx` extra (`pip install -e ".[onnx]"`).
-(`sentence-transformers[onnx]` is not used: its optimum-onnx pins transformers < 4.58 and downgrades this
-project's transformers 5.)
+The ONNX files are exported locally from the packaged weights (`labelrouter.models.onnx_encoder`, never
+downloaded; `pip install -e ".[onnx]"`). Throughput and cold start run in child processes, one backend at a
+time, alternated over `--repeats`; medians are reported.
 
-    .venv/bin/python benchmarks/bench_onnx.py [--clinc 1000] [--newsgroups 300] [--repeats 2]
+    .venv/bin/python benchmarks/bench_onnx.py [--newsgroups 4000] [--clinc all] [--speed-texts 400] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -15,105 +16,144 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import resource
 import statistics
+import subprocess
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-
-from labelrouter.models.encoder import load_encoder, packaged_encoder_path  # noqa: E402
-from labelrouter.training.importer import read_labeled_set, row_text_and_document  # noqa: E402
-
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BACKENDS = ("torch_fp32", "onnx_fp32", "onnx_int8")
 
 
-def export(out_dir: Path) -> tuple[Path, Path]:
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel, AutoTokenizer
+def build(backend: str, cache_dir: Path):
+    if backend == "torch_fp32":
+        from labelrouter.models.encoder import load_encoder
 
-    fp32, int8 = out_dir / "minilm.onnx", out_dir / "minilm-int8.onnx"
-    if fp32.exists() and int8.exists():
-        return fp32, int8
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_encoder_path()))
-    model = AutoModel.from_pretrained(str(packaged_encoder_path())).eval()
+        return load_encoder(None, "cpu", "off", 64)
+    from labelrouter.models.onnx_encoder import OnnxEncoder
 
-    class Hidden(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
+    return OnnxEncoder(cache_dir, quantized=backend == "onnx_int8")
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
 
-    sample = tokenizer(["a short one", "and a somewhat longer second one"], padding=True, return_tensors="pt")
-    axes = {name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask", "token_type_ids", "hidden")}
-    torch.onnx.export(Hidden(model), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
-                      str(fp32), input_names=["input_ids", "attention_mask", "token_type_ids"],
-                      output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-    return fp32, int8
+def child(backend: str, texts_file: Path, cache_dir: Path) -> None:
+    """In a fresh process: build the encoder, embed one text (→ 'ready'), then time the texts."""
+    encoder = build(backend, cache_dir)
+    encoder.encode(["warm-up"])
+    print("ready", flush=True)
+    texts = json.loads(texts_file.read_text())
+    start = time.perf_counter()
+    encoder.encode(texts)
+    rate = len(texts) / (time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"messages_per_s": rate, "peak_rss_mb": peak_mb}), flush=True)
+
+
+def speed(backend: str, texts_file: Path, cache_dir: Path) -> dict[str, float]:
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, __file__, "--child", backend, "--texts", str(texts_file),
+                                "--cache-dir", str(cache_dir)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    ready = process.stdout.readline()
+    cold = time.perf_counter() - start
+    result = json.loads(process.stdout.readline())
+    process.wait()
+    assert ready.strip() == "ready", ready
+    return {"cold_start_s": cold, **result}
+
+
+def load(name: str, n: int | None) -> object:
+    from labelrouter.training.importer import read_labeled_set
+
+    folder = DATA / name
+    data = read_labeled_set(folder / "messages.jsonl.gz", folder / "taxonomy.json",
+                            oos_label="oos" if name == "clinc150" else None)
+    if n is not None and n < len(data.rows):
+        keep = sorted(random.Random(0).sample(range(len(data.rows)), n))
+        data = replace(data, rows=[data.rows[i] for i in keep])
+    return data
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clinc", type=int, default=1000)
-    parser.add_argument("--newsgroups", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out-dir", type=Path, default=Path(".labelrouter/cache/onnx"))
+    parser.add_argument("--newsgroups", type=int, default=4000, help="20newsgroups messages (a seeded sample)")
+    parser.add_argument("--clinc", type=int, default=None, help="clinc150 rows (default: all)")
+    parser.add_argument("--speed-texts", type=int, default=400, help="20newsgroups messages timed per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cache-dir", type=Path, default=Path(".labelrouter/cache"))
+    parser.add_argument("--child", choices=BACKENDS)
+    parser.add_argument("--texts", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/encoders.json"))
     args = parser.parse_args()
+    if args.child:
+        child(args.child, args.texts, args.cache_dir)
+        return
 
-    import onnxruntime as ort
-    from transformers import AutoTokenizer
+    import numpy as np
 
-    encoder = load_encoder(None, "cpu", "off", 64)
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_encoder_path()))
-    max_length = encoder.model.max_seq_length
-    fp32, int8 = export(args.out_dir)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    sessions = {name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8))}
+    from labelrouter.evaluation import Evaluator
+    from labelrouter.models.encoder import model_fingerprint, packaged_encoder_path
+    from labelrouter.models.onnx_encoder import export_onnx
+    from labelrouter.router import scoring_params
+    from labelrouter.settings import load_settings
+    from labelrouter.training.importer import row_text_and_document
 
-    def onnx_encode(session, texts: list[str], batch: int = 64) -> np.ndarray:
-        parts = []
-        for start in range(0, len(texts), batch):
-            tokens = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=max_length,
-                               return_tensors="np")
-            hidden = session.run(None, {k: tokens[k].astype(np.int64) for k in ("input_ids", "attention_mask",
-                                                                              "token_type_ids")})[0]
-            mask = tokens["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1e-9)  # MiniLM's mean pooling
-            parts.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
-        return np.vstack(parts)
+    source = packaged_encoder_path()
+    folder = args.cache_dir / "onnx" / model_fingerprint(source)
+    start = time.perf_counter()
+    export_onnx(source, folder, quantized=False)
+    export_s = {"onnx_fp32": time.perf_counter() - start}
+    start = time.perf_counter()
+    export_onnx(source, folder, quantized=True)
+    export_s["onnx_int8"] = time.perf_counter() - start
 
-    report = {}
-    for name, n in (("clinc150", args.clinc), ("20newsgroups", args.newsgroups)):
-        folder = DATA / name
-        data = read_labeled_set(folder / "messages.jsonl.gz", folder / "taxonomy.json",
-                                oos_label="oos" if name == "clinc150" else None)
-        texts = [row_text_and_document(r)[0] for r in data.rows[:n]]
-        rates: dict[str, list[float]] = {}
-        agreement = {}
-        for _ in range(args.repeats):  # alternated, medians reported
+    report: dict = {"export_s": export_s, "speed": {}, "accuracy": {}, "vs_torch": {}}
+    newsgroups = load("20newsgroups", args.newsgroups)
+    texts = [row_text_and_document(r)[0] for r in newsgroups.rows[: args.speed_texts]]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    texts_file = args.out.with_suffix(".texts.json")
+    texts_file.write_text(json.dumps(texts))
+    runs: dict[str, list[dict]] = {b: [] for b in BACKENDS}
+    for _ in range(args.repeats):  # alternated
+        for backend in BACKENDS:
+            runs[backend].append(speed(backend, texts_file, args.cache_dir))
+    for backend, results in runs.items():
+        report["speed"][backend] = {key: round(statistics.median(r[key] for r in results), 2) for key in results[0]}
+    base = report["speed"]["torch_fp32"]["messages_per_s"]
+    for backend in BACKENDS:
+        report["speed"][backend]["ratio_to_torch"] = round(report["speed"][backend]["messages_per_s"] / base, 3)
+    print(json.dumps({"speed": report["speed"], "export_s": export_s}), flush=True)
+
+    encoders = {b: build(b, args.cache_dir) for b in BACKENDS}
+    reference = encoders["torch_fp32"].encode(texts)
+    for backend in ("onnx_fp32", "onnx_int8"):
+        cosine = (encoders[backend].encode(texts) * reference).sum(axis=1)
+        report["vs_torch"][backend] = {"cosine_mean": round(float(cosine.mean()), 5),
+                                       "cosine_min": round(float(cosine.min()), 5)}
+    print(json.dumps({"vs_torch": report["vs_torch"]}), flush=True)
+
+    params = scoring_params(load_settings())
+    for name, data in (("clinc150", load("clinc150", args.clinc)), ("20newsgroups", newsgroups)):
+        report["accuracy"][name] = {"n": len(data.rows)}
+        for backend, encoder in encoders.items():
             start = time.perf_counter()
-            reference = encoder.encode(texts)
-            rates.setdefault("torch_fp32", []).append(len(texts) / (time.perf_counter() - start))
-            for key, session in sessions.items():
-                start = time.perf_counter()
-                X = onnx_encode(session, texts)
-                rates.setdefault(key, []).append(len(texts) / (time.perf_counter() - start))
-                cosine = (X * reference).sum(axis=1)
-                agreement[key] = {"cosine_mean": round(float(cosine.mean()), 4), "cosine_min": round(float(cosine.min()), 4)}
-        medians = {key: round(statistics.median(v), 1) for key, v in rates.items()}
-        report[name] = {"texts": len(texts), "messages_per_s": medians,
-                        "ratio_to_torch": {k: round(v / medians["torch_fp32"], 2) for k, v in medians.items()},
-                        "vs_torch": agreement}
-        print(json.dumps({name: report[name]}), flush=True)
+            evaluator = Evaluator(data, encoder, params, cache_dir=args.cache_dir / "eval-embeddings")
+            full = evaluator.run("full", [])
+            configs = full["configs"]
+            report["accuracy"][name][backend] = {
+                **{k: round(configs[k]["top1"], 4) for k in ("router_x_head", "head_only", "router_only",
+                                                              "dense_head_only") if k in configs},
+                "embed_s": round(evaluator.embed_s, 1), "cache_hit": evaluator.cache_hit,
+                "total_s": round(time.perf_counter() - start, 1)}
+            print(json.dumps({name: {backend: report["accuracy"][name][backend]}}), flush=True)
+    del np
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

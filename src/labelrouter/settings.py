@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # bf16 autocast: "auto" uses it only where the CPU has native bf16 (it is ~5x slower without).
     encoder_autocast: Literal["auto", "bf16", "off"] = "auto"
     batch_size: int = Field(64, ge=1)
+    # How the settings' encoder runs: torch, or ONNX Runtime (`pip install -e ".[onnx]"`; exported locally
+    # into <cache>/onnx on first use). onnx-int8 is dynamically quantized: faster on CPUs, its own vectors
+    # (a different encoder version: stored examples are re-embedded for it). docs/benchmarks.md, "Encoders".
+    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
     # Input cleaning. Hostile mail is capped before parsing; see mail/parse.py.
     max_message_bytes: int = Field(30_000_000, ge=1024)

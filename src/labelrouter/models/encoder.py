@@ -122,5 +122,17 @@ def encoder_version(path: Path | None = None, name: str | None = None) -> str:
 
 def encoder_for(settings: object) -> Encoder:
     """The process-wide encoder the settings name (one helper, so every caller shares the cached one)."""
+    backend = getattr(settings, "encoder_backend", "torch")
+    if backend != "torch":
+        return load_onnx_encoder(settings.resolved_cache_dir, backend == "onnx-int8", settings.encoder_path,  # type: ignore[attr-defined]
+                                 settings.batch_size)  # type: ignore[attr-defined]
     return load_encoder(settings.encoder_path, settings.encoder_device, settings.encoder_autocast,  # type: ignore[attr-defined]
                         settings.batch_size)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=2)
+def load_onnx_encoder(cache_dir: Path, quantized: bool, path: Path | None = None, batch_size: int = 64) -> Encoder:
+    """The ONNX Runtime encoder (`models.onnx_encoder`), once per process."""
+    from labelrouter.models.onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(cache_dir, quantized=quantized, path=path, batch_size=batch_size)  # type: ignore[return-value]
