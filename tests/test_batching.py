@@ -86,3 +86,16 @@ def test_results_match_unbatched(n):
     batcher.expect(n)
     texts = [f"text {'x' * i}" for i in range(n)]
     assert [r[0] for r in _run_concurrently(batcher, texts)] == [float(len(t)) for t in texts]
+
+
+def test_long_texts_go_a_few_per_forward_pass_and_short_ones_fill_a_batch():
+    from labelrouter.models.encoder import batch_size_for, token_batches
+
+    mail, short = "word " * 300, "turn on the lights"
+    assert batch_size_for([mail] * 10, 64) == 4  # 256 word pieces each: 4 fit the budget
+    assert batch_size_for([short] * 100, 64) == 64 and batch_size_for([], 64) == 64
+    texts = [short] * 70 + [mail] * 6
+    batches = token_batches(texts, 64)
+    assert sorted(i for b in batches for i in b) == list(range(len(texts)))  # each text exactly once
+    assert all(len(texts[b[0]]) >= len(texts[i]) for b in batches for i in b)  # longest first in a batch
+    assert [len(b) for b in batches][:2] == [4, 4] and max(len(b) for b in batches) == 64

@@ -3,8 +3,9 @@
 
 The model is exported locally from the weights on disk (`torch.onnx.export`, never downloaded) into
 `<cache>/onnx/<fingerprint>/`, once, and written atomically, so workers starting together never read a
-half-written file. Encoding is what sentence-transformers does for MiniLM — texts sorted by length into
-batches, truncated at the model's 256 word pieces, mean pooling over the attention mask, L2 norm — so the
+half-written file. Encoding is what the torch encoder does — texts sorted by length into batches within a
+word-piece budget (`encoder.token_batches`), truncated at the model's 256 word pieces, mean pooling over
+the attention mask, L2 norm — so the
 fp32 vectors are torch's to rounding and keep its version; int8 vectors differ (cosine ≈ 0.99 to torch's),
 so they carry their own version, and stored embeddings and heads of the other version are not mixed in.
 """
@@ -20,7 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from labelrouter.errors import ModelArtifactError
-from labelrouter.models.encoder import PACKAGED_ENCODER, model_fingerprint, packaged_encoder_path
+from labelrouter.models.encoder import (
+    PACKAGED_ENCODER,
+    model_fingerprint,
+    packaged_encoder_path,
+    token_batches,
+)
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Dynamic int8 that keeps MiniLM's vectors close on AVX2 machines: per-channel weights, and a 7-bit range
@@ -112,10 +118,8 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # like sentence-transformers: less padding
         with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
+            for rows in token_batches(texts, self.batch_size, max_tokens=self.max_length):
                 tokens = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                                         max_length=self.max_length, return_tensors="np")
                 hidden = self.session.run(None, {k: tokens[k].astype(np.int64) for k in INPUTS})[0]
