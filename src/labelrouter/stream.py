@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as Mime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from labelrouter.graph.context import build_context
 from labelrouter.labels import Label, LabelSet
 from labelrouter.mail.maildir import LocalMaildir, folder_name
 from labelrouter.models.encoder import Encoder
+from labelrouter.moments import parse_moment
 from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.splits import time_order
@@ -55,14 +56,7 @@ class StreamConfig:
 
 
 def _when(row: dict[str, Any], fallback: datetime) -> datetime:
-    try:
-        moment = datetime.fromisoformat(str(row["date"]))
-    except (KeyError, TypeError, ValueError):
-        try:
-            moment = parsedate_to_datetime(str(row.get("date")))
-        except (TypeError, ValueError):
-            return fallback
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_moment(row.get("date")) or fallback
 
 
 def _mime(row: dict[str, Any], when: datetime) -> bytes:

@@ -70,18 +70,26 @@ def load_fleet(path: Path, base: dict[str, Any] | None = None) -> dict[str, Sett
     return fleet
 
 
+def gmail_account(settings: Settings) -> str:
+    """One Gmail account: its token and user (the key of its shared quota, and of the sharing check)."""
+    return f"{settings.resolved_gmail_token_path.resolve()}#{settings.gmail_user}"
+
+
 def _refuse_shared(path: Path, fleet: dict[str, Settings]) -> None:
+    from labelrouter.store import POSTGRES_SCHEMES, sqlite_path
+
     seen: dict[tuple[str, str], str] = {}
     for name, settings in fleet.items():
         keys = [("home", str(settings.home.resolve()))]
-        if settings.database_url and settings.database_url.startswith(("postgresql://", "postgres://")):
-            keys.append(("store", f"{settings.database_url}#{settings.database_schema or 'public'}"))
-        else:
-            keys.append(("store", str(Path(settings.database_url or settings.resolved_db_path).resolve())))
+        url = settings.database_url
+        if url and url.startswith(POSTGRES_SCHEMES):
+            keys.append(("store", f"{url}#{settings.database_schema or 'public'}"))
+        else:  # the file `open_store` would open (a path or sqlite:///PATH)
+            keys.append(("store", str((sqlite_path(url) if url else settings.resolved_db_path).resolve())))
         if settings.mailbox == "maildir":
             keys.append(("Maildir", str(settings.resolved_mailbox_path.resolve())))
         else:
-            keys.append(("Gmail account", f"{settings.resolved_gmail_token_path.resolve()}#{settings.gmail_user}"))
+            keys.append(("Gmail account", gmail_account(settings)))
         for key in keys:
             if key in seen:
                 raise ConfigError(f"{path}: mailboxes {seen[key]!r} and {name!r} share a {key[0]} ({key[1]})")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labelrouter.errors import ConfigError, LabelRouterError
-from labelrouter.fleet.config import load_fleet
+from labelrouter.fleet.config import gmail_account, load_fleet
 from labelrouter.fleet.coordination import Coordination
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.settings import Settings
@@ -49,6 +49,7 @@ class FleetRuntime:
         self._fleet: dict[str, Settings] = {}
         self._fleet_stamp: float | None = None
         self._routers: dict[str, tuple[tuple[str, str], Any, Any]] = {}
+        self._checkpointers: dict[str, Any] = {}  # one per mailbox for the worker's life (each holds a connection)
 
     def fleet(self) -> dict[str, Settings]:
         path = self.settings.fleet_path
@@ -77,8 +78,7 @@ class FleetRuntime:
         labels = load_label_set(settings.labels_path)
         budget = None
         if settings.mailbox == "gmail":
-            budget = self.coordination.quota(f"{settings.resolved_gmail_token_path.resolve()}#{settings.gmail_user}",
-                                             settings.gmail_units_per_minute)
+            budget = self.coordination.quota(gmail_account(settings), settings.gmail_units_per_minute)
         mailbox = open_mailbox(settings, budget=budget)
         store = open_store(settings)
         try:
@@ -109,7 +109,9 @@ class FleetRuntime:
         if opened.settings.durable_runs:
             from labelrouter.graph.checkpoints import open_checkpointer
 
-            checkpointer = open_checkpointer(opened.settings)
+            if opened.name not in self._checkpointers:
+                self._checkpointers[opened.name] = open_checkpointer(opened.settings)
+            checkpointer = self._checkpointers[opened.name]
         return Labeler(self.context(opened), opened.settings, checkpointer=checkpointer)
 
 

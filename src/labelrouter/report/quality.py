@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import numpy as np
 
 from labelrouter.labels import LabelSet
+from labelrouter.moments import parse_moment
 
 CORRECTED = ("correction", "rejection")
 
@@ -83,20 +83,6 @@ class QualityReport:
     totals: dict[str, Any]
 
 
-def _moment(value: Any) -> datetime | None:
-    if not value:
-        return None
-    text = str(value)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def head_version(model_version: Any) -> str:
     """The head's version in a decision's model version (`<encoder>+head:<version>[+rerank:<v>]`), which
     is what the registry lists; a decision of the cold-start head (or an older format) keeps its string."""
@@ -139,7 +125,7 @@ def build_report(rows: list[dict[str, Any]], labels: LabelSet, models: list[dict
     first_week_of: dict[str, date] = {}
     undated = 0
     for row in rows:
-        moment = (_moment(row.get("message_date")) if by == "arrived" else None) or _moment(row.get("processed_at"))
+        moment = (parse_moment(row.get("message_date")) if by == "arrived" else None) or parse_moment(row.get("processed_at"))
         if moment is None:
             undated += 1
             continue
