@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -61,13 +62,18 @@ def beat(loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "I
     app.start(["beat", "--loglevel", loglevel, "--scheduler", "celery.beat:Scheduler"])
 
 
-def _send(task: str, args_list: list[list[Any]], wait: float) -> None:
+WaitOpt = Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for each result (0: just hand it over).")]
+NamesArg = Annotated[list[str] | None, typer.Argument(help="Mailboxes (default: all).")]
+
+
+def _send(task: str, names: list[str] | None, args: Callable[[str], list[Any]], wait: float) -> None:
+    """Hand one task per named mailbox (default: every one) to the queue; with `wait`, print its result."""
     modules = _fleet_modules()
     settings = settings_for()
     app = modules.create_app(settings)
-    sent = [app.send_task(task, args=args, queue=settings.fleet_namespace) for args in args_list]
-    for result, args in zip(sent, args_list, strict=True):
-        line: dict[str, Any] = {"task": task, "args": args, "id": result.id}
+    for name in _names(settings, names):
+        result = app.send_task(getattr(modules, task), args=args(name), queue=settings.fleet_namespace)
+        line: dict[str, Any] = {"task": getattr(modules, task), "args": args(name), "id": result.id}
         if wait > 0:
             try:
                 line["result"] = result.get(timeout=wait, propagate=False)
@@ -79,16 +85,11 @@ def _send(task: str, args_list: list[list[Any]], wait: float) -> None:
         typer.echo(json.dumps(line, ensure_ascii=False, default=str))
 
 
-WaitOpt = Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for each result (0: just hand it over).")]
-
-
 @fleet_app.command("poll")
 @friendly_errors
-def poll(names: Annotated[list[str] | None, typer.Argument(help="Mailboxes (default: all).")] = None,
-         wait: WaitOpt = 0.0) -> None:
+def poll(names: NamesArg = None, wait: WaitOpt = 0.0) -> None:
     """Sync and label new mail of these mailboxes now."""
-    modules = _fleet_modules()
-    _send(modules.POLL, [[n] for n in _names(settings_for(), names)], wait)
+    _send("POLL", names, lambda n: [n], wait)
 
 
 @fleet_app.command("label")
@@ -96,27 +97,23 @@ def poll(names: Annotated[list[str] | None, typer.Argument(help="Mailboxes (defa
 def label(name: str, message_ids: Annotated[list[str], typer.Argument(help="Message ids in that mailbox.")],
           wait: WaitOpt = 0.0) -> None:
     """Label these messages of one mailbox (what a push notification of new mail would hand over)."""
-    modules = _fleet_modules()
-    _send(modules.LABEL, [[_names(settings_for(), [name])[0], message_ids]], wait)
+    _send("LABEL", [name], lambda n: [n, message_ids], wait)
 
 
 @fleet_app.command("sync")
 @friendly_errors
-def sync(names: Annotated[list[str] | None, typer.Argument(help="Mailboxes (default: all).")] = None,
-         wait: WaitOpt = 0.0) -> None:
+def sync(names: NamesArg = None, wait: WaitOpt = 0.0) -> None:
     """The nightly sync of these mailboxes, now."""
-    modules = _fleet_modules()
-    _send(modules.NIGHTLY_SYNC, [[n] for n in _names(settings_for(), names)], wait)
+    _send("NIGHTLY_SYNC", names, lambda n: [n], wait)
 
 
 @fleet_app.command("train")
 @friendly_errors
-def train(names: Annotated[list[str] | None, typer.Argument(help="Mailboxes (default: all).")] = None,
+def train(names: NamesArg = None,
           stages: Annotated[str, typer.Option(help="head, retrieval, rerank or all (as `labelrouter train`).")] = "head",
           wait: WaitOpt = 0.0) -> None:
     """Train (and promote if better) the models of these mailboxes, now."""
-    modules = _fleet_modules()
-    _send(modules.TRAIN, [[n, stages] for n in _names(settings_for(), names)], wait)
+    _send("TRAIN", names, lambda n: [n, stages], wait)
 
 
 @fleet_app.command("status")
