@@ -8,7 +8,7 @@ description retrieval (Recall@5/@20), the head trained on them, router Ã— head â
 pipeline (embedding included) per configuration.
 
     .venv/bin/python benchmarks/bench_retrieval.py --set clinc150 --budgets 150,470 [--weightings flat,hierarchy]
-        [--test-limit N] [--out bench-out/retrieval-clinc150.json]
+        [--test-limit N] [--out bench-out/retrieval-clinc150.json] [--device cuda]
 
 `--test-limit` evaluates on the first N test messages (a long-mail set costs ~30 minutes per re-embedding
 on two cores); the head then still trains on all of train.
@@ -32,12 +32,12 @@ from labelrouter.models.label_index import LabelIndex  # noqa: E402
 from labelrouter.models.scoring import ScoringParams  # noqa: E402
 from labelrouter.training.bi_encoder import train_bi_encoder  # noqa: E402
 from labelrouter.training.budget import Budget  # noqa: E402
-from labelrouter.training.graph import KIND_WEIGHTS  # noqa: E402
 from labelrouter.training.importer import LabeledSet, read_labeled_set, row_text_and_document  # noqa: E402
-from labelrouter.training.retrieval_data import retrieval_rows  # noqa: E402
+from labelrouter.training.retrieval_data import KIND_WEIGHTS, retrieval_rows  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DATA = PROJECT_ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; LABELROUTER_DATA where it lies elsewhere (a GPU machine: benchmarks/gpu)
+DATA = Path(os.environ.get("LABELROUTER_DATA") or PROJECT_ROOT.parent / "shared" / "data")
 KEEP = ("top1", "recall@5", "recall@20", "sibling_error_share", "macro_f1", "fallback_rate", "candidate_recall")
 
 
@@ -61,6 +61,19 @@ def evaluate(data: LabeledSet, encoder: Encoder, cache: Path) -> dict[str, Any]:
             "pipeline_latency_ms_p50": report.get("latency_ms_p50"), "head_train_s": report.get("head_train_s")}
 
 
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where models train and embed: the CPU (the default's figures) or an accelerator (fp32 embedding either
+    way, so vectors compare; training takes bf16 where the device has it, as `training.budget` does)."""
+    import torch
+
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--embed-batch", type=int, default=None, help="texts per forward pass (64 on a CPU, 256 on a GPU)")
+
+
+def embed_batch(args: argparse.Namespace) -> int:
+    return args.embed_batch or (64 if args.device == "cpu" else 256)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", default="clinc150")
@@ -73,6 +86,7 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--cache", type=Path, default=Path(".labelrouter/cache/eval-embeddings"))
     parser.add_argument("--out", type=Path, default=None)
+    add_device_arguments(parser)
     args = parser.parse_args()
 
     data = load_set(args.set)
@@ -81,7 +95,7 @@ def main() -> None:
         keep = {id(r) for r in test}
         data = LabeledSet(data.name, data.taxonomy, [r for r in data.rows if r.get("split") != "test" or id(r) in keep],
                           data.oos_label)
-    base = load_encoder(None, "cpu", "off", 64)
+    base = load_encoder(None, args.device, "off", embed_batch(args))
     results: dict[str, Any] = {"set": args.set, "base": evaluate(data, base, args.cache), "runs": []}
     print(json.dumps(results["base"], indent=1), flush=True)
 
@@ -102,17 +116,17 @@ def main() -> None:
                 report = train_bi_encoder(packaged_encoder_path(), built, distances, Path(tmp) / "bi",
                                           weighting=weighting,  # type: ignore[arg-type]
                                           budget=Budget(steps=steps, examples=args.examples, minutes=args.minutes),
-                                          batch_size=args.batch_size, epochs=100,
+                                          batch_size=args.batch_size, epochs=100, device=args.device,
                                           progress=lambda m: print(m, flush=True))
-                tuned = Encoder(Path(tmp) / "bi", autocast="off")
+                tuned = Encoder(Path(tmp) / "bi", device=args.device, autocast="off", batch_size=embed_batch(args))
                 run = {"weighting": weighting, "budget_steps": steps, "training": report.to_json(),
                        "rows_build_s": round(build_s, 1), "negative_sources": built.negative_sources,
                        **evaluate(data, tuned, args.cache)}
             results["runs"].append(run)
             print(json.dumps(run, indent=1), flush=True)
-    out = args.out or Path(f"bench-out/retrieval-{args.set}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+            out = args.out or Path(f"bench-out/retrieval-{args.set}.json")  # after every run: a cut-off one keeps the rest
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,15 @@ def test_long_texts_go_a_few_per_forward_pass_and_short_ones_fill_a_batch():
     assert sorted(i for b in batches for i in b) == list(range(len(texts)))  # each text exactly once
     assert all(len(texts[b[0]]) >= len(texts[i]) for b in batches for i in b)  # longest first in a batch
     assert [len(b) for b in batches][:2] == [4, 4] and max(len(b) for b in batches) == 64
+
+
+def test_an_accelerator_is_fed_whole_batches_whatever_the_length():
+    from labelrouter.models.encoder import Encoder
+
+    encoder = Encoder.__new__(Encoder)  # the batch choice alone: no model needed to ask it
+    encoder.batch_size, encoder.model = 256, type("Model", (), {"max_seq_length": 256})()
+    mail = ["word " * 300] * 10
+    encoder.device = "cpu"
+    assert encoder._batch_size(mail) == 4  # the CPU's word-piece budget
+    encoder.device = "cuda"
+    assert encoder._batch_size(mail) == 256

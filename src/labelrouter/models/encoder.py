@@ -125,10 +125,16 @@ class Encoder:
         )
         with self._lock, ctx:
             vectors = self.model.encode(
-                texts, batch_size=batch_size_for(texts, self.batch_size, max_tokens=self.model.max_seq_length or 256),
+                texts, batch_size=self._batch_size(texts),
                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _batch_size(self, texts: list[str]) -> int:
+        # The word-piece budget is a CPU cache matter; an accelerator is fed whole batches.
+        if self.device != "cpu":
+            return self.batch_size
+        return batch_size_for(texts, self.batch_size, max_tokens=self.model.max_seq_length or 256)
 
 
 @lru_cache(maxsize=4)

@@ -55,10 +55,10 @@ from labelrouter.training.head import (
     train_important,
 )
 from labelrouter.training.rerank_stage import discard_candidate_reranker, train_reranker
+from labelrouter.training.retrieval_data import KIND_WEIGHTS
 from labelrouter.training.retrieval_stage import discard_candidate_encoder, reembed, train_bi_encoder
 
 # Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
-KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0.5}
 SCALE_CHOSEN_ON = "dense_scale_chosen_on"  # head metric: the training-set size its scale trials ran on
 
 

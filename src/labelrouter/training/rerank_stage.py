@@ -26,6 +26,7 @@ from langgraph.runtime import Runtime
 from labelrouter.models.head import RerankSpec
 from labelrouter.models.scoring import rerank, top_candidates
 from labelrouter.training.cross_encoder import listwise_rows, train_cross_encoder
+from labelrouter.training.retrieval_data import KIND_WEIGHTS
 
 if TYPE_CHECKING:
     from labelrouter.training.graph import TrainingContext, TrainingState
@@ -35,7 +36,7 @@ RERANKER_NAME = "labelrouter-rerank"  # the name of a cross-encoder this project
 
 def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     from labelrouter.models.encoder import packaged_encoder_path
-    from labelrouter.training.graph import KIND_WEIGHTS, documents, texts
+    from labelrouter.training.graph import documents, texts
     from labelrouter.training.head import paired_standard_error
 
     ctx = runtime.context

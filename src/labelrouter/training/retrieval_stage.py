@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from langgraph.runtime import Runtime
 
 from labelrouter.training.bi_encoder import train_bi_encoder as fine_tune
-from labelrouter.training.retrieval_data import retrieval_rows
+from labelrouter.training.retrieval_data import KIND_WEIGHTS, retrieval_rows
 
 if TYPE_CHECKING:
     from labelrouter.training.graph import TrainingContext, TrainingState
@@ -35,7 +35,6 @@ def train_bi_encoder(state: TrainingState, runtime: Runtime[TrainingContext]) ->
     ctx = runtime.context
     if len(state.train_ids) < ctx.min_retrieval:
         return {"skipped": [f"train_bi_encoder: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"]}
-    from labelrouter.training.graph import KIND_WEIGHTS
 
     X, _, rows = ctx.matrix(state.train_ids)
     data = retrieval_rows(rows, X, ctx.labels, ctx.router.index, negatives=2, at_most=ctx.retrieval_budget.examples,
