@@ -80,6 +80,29 @@ def test_missing_caller_is_bounded_by_max_wait():
     assert sum(len(c) for c in calls) == 2
 
 
+def test_callers_arriving_spread_out_share_one_batch_while_they_keep_coming():
+    # Each arrives well inside the quiet period after the one before, but the last comes after the first
+    # caller's own max_wait: the wait counts from the latest arrival, so nobody is encoded alone. The
+    # sixth expected caller never comes (its message failed): the batch goes once nobody arrived for 0.5 s.
+    calls = []
+    batcher = MicroBatcher(_fake_encode(calls), max_batch=64, max_wait_s=0.5)
+    batcher.expect(6)
+    results = [None] * 5
+
+    def worker(i):
+        results[i] = batcher.encode_one("x" * (i + 1))
+
+    threads = []
+    for i in range(5):
+        threads.append(threading.Thread(target=worker, args=(i,)))
+        threads[-1].start()
+        threading.Event().wait(0.15)
+    for t in threads:
+        t.join(timeout=10)
+    assert len(calls) == 1 and sorted(map(len, calls[0])) == [1, 2, 3, 4, 5]
+    assert [r[0] for r in results] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
 @pytest.mark.parametrize("n", [1, 5])
 def test_results_match_unbatched(n):
     batcher = MicroBatcher(_fake_encode([]), max_batch=2, max_wait_s=1.0)

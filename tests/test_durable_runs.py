@@ -85,6 +85,14 @@ def test_resuming_a_message_without_an_interrupted_run_is_a_clear_error(settings
     assert shown.exit_code != 0 and "no checkpointed run" in shown.output
 
 
+def test_the_embedded_checkpointer_survives_a_killed_process_without_an_fsync_per_checkpoint(settings):
+    # WAL with synchronous=NORMAL: a commit is in the log before the call returns (a killed process loses
+    # nothing), without syncing the disk after each of the ~6 checkpoints a message writes.
+    saver = open_checkpointer(settings)
+    assert saver.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert saver.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def durable_settings(request, settings):
     if request.param == "sqlite":

@@ -3,13 +3,19 @@
 The graph runs once per message, but encoding one message at a time wastes most of the encoder's speed.
 When `run` labels a chunk of messages it invokes the graph for all of them concurrently; each
 `label_router` call hands its text to this batcher and blocks until the batch it joined is encoded.
-A batch is encoded when it is full, when every expected caller has arrived, or after `max_wait_s`
-(a caller whose message failed earlier never arrives; the wait bounds that case).
+A batch is encoded when it is full, when every expected caller has arrived, or once no caller has
+arrived for `max_wait_s` (a caller whose message failed earlier never arrives; the wait bounds that
+case). The wait is counted from the latest arrival, not from each caller's own: the graph's threads reach
+the encoder spread over the chunk's summarizing, and a wait per caller cut a chunk of 64 into about four
+forward passes. Half a second of quiet is only ever waited out when an expected caller is not coming (its
+message failed before the encoder); 64 threads sharing the GIL can leave gaps of tens of milliseconds
+between arrivals, and a shorter quiet period split chunks there.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -17,13 +23,14 @@ import numpy as np
 
 
 class MicroBatcher:
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], *, max_batch: int = 64, max_wait_s: float = 0.05):
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], *, max_batch: int = 64, max_wait_s: float = 0.5):
         self._encode = encode
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._cond = threading.Condition()
         self._pending: list[tuple[str, Future[np.ndarray]]] = []
         self._expected = 0
+        self._last_arrival = 0.0
         self.batches: list[int] = []  # sizes of the batches encoded, for tests and benchmarks
 
     def expect(self, n: int) -> None:
@@ -36,11 +43,15 @@ class MicroBatcher:
         with self._cond:
             self._pending.append((text, future))
             self._expected = max(0, self._expected - 1)
+            self._last_arrival = time.monotonic()
             # With no expectation set (a single invoke) the batch is encoded at once: nobody waits.
             flush = len(self._pending) >= self.max_batch or self._expected == 0
-            if not flush:
-                self._cond.wait_for(lambda: not self._is_pending(future), timeout=self.max_wait_s)
-                flush = self._is_pending(future)  # timed out and nobody took us: encode what is there
+            while not flush and self._is_pending(future):
+                quiet_until = self._last_arrival + self.max_wait_s
+                if time.monotonic() >= quiet_until:
+                    flush = True  # nobody arrived for max_wait_s and nobody took us: encode what is there
+                else:
+                    self._cond.wait(timeout=quiet_until - time.monotonic())
             batch = self._take() if flush else []
         if batch:
             self._run(batch)
