@@ -47,11 +47,9 @@ def _candidates(ev: Evaluator, train: list[int], test: list[int], allowed: np.nd
     """What the reranker reranks: the top K of router × head, the candidates inference has once a head is
     trained (description retrieval alone finds the right intent in its top 8 for only 88 % of clinc150);
     with router × head's own choice and the head's weights of those K."""
-    head_router = ev._fit(train)
-    scores = head_router.score(ev.X[test], ev._docs(test))
+    scores = ev._fit(train).score(ev.X[test], ev._docs(test))  # scores.head: the head's weights, computed once
     top_k = np.argsort(-np.where(allowed[None, :], scores.final, -np.inf), axis=1, kind="stable")[:, :k]
-    head_weights = head_router.head.weights(ev.X[test], ev.labels.names, ev._docs(test))
-    return top_k, scores.top, head_weights[np.arange(len(test))[:, None], top_k]
+    return top_k, scores.top, scores.head[np.arange(len(test))[:, None], top_k]
 
 
 def _read_candidates(path: Path, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,6 +102,9 @@ def main() -> None:
                "router_x_head_top1": float((top == gold).mean()),
                "router_x_head_sibling_error_share": sibling_share(top, gold, parents), "runs": []}
     print(json.dumps(results), flush=True)
+    out = args.out or Path(f"bench-out/rerank-{args.set}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     rows = [{"example_id": str(data.rows[i]["id"]), "label": data.rows[i]["label"], "kind": "gold",
              "rejected_label": None, "embedded_text": texts[i]} for i in train]
     for spec, steps in [(spec, int(steps)) for steps in args.steps.split(",") for spec in args.losses.split(",") if spec]:
@@ -131,9 +132,7 @@ def main() -> None:
                "rerank_msgs_per_s": round(len(test) / rerank_s, 1)}
         results["runs"].append(run)
         print(json.dumps(run), flush=True)
-        out = args.out or Path(f"bench-out/rerank-{args.set}.json")  # after every run: a cut-off one keeps the rest
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        out.write_text(json.dumps(results, indent=2) + "\n")  # after every run: a cut-off one keeps the rest
 
 
 if __name__ == "__main__":

@@ -110,6 +110,8 @@ def main() -> None:
                            at_most=args.examples, kind_weights=KIND_WEIGHTS)
     build_s = time.perf_counter() - start
     distances = base_eval.labels.tree_distances()
+    out = args.out or Path(f"bench-out/retrieval-{args.set}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     for steps in [int(s) for s in args.budgets.split(",")]:
         for weighting in args.weightings.split(","):
             with tempfile.TemporaryDirectory() as tmp:
@@ -124,9 +126,7 @@ def main() -> None:
                        **evaluate(data, tuned, args.cache)}
             results["runs"].append(run)
             print(json.dumps(run, indent=1), flush=True)
-            out = args.out or Path(f"bench-out/retrieval-{args.set}.json")  # after every run: a cut-off one keeps the rest
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(results, indent=2) + "\n")
+            out.write_text(json.dumps(results, indent=2) + "\n")  # after every run: a cut-off one keeps the rest
 
 
 if __name__ == "__main__":

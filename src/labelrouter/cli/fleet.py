@@ -71,9 +71,11 @@ def _send(task: str, names: list[str] | None, args: Callable[[str], list[Any]], 
     modules = _fleet_modules()
     settings = settings_for()
     app = modules.create_app(settings)
+    task_name = getattr(modules, task)
     for name in _names(settings, names):
-        result = app.send_task(getattr(modules, task), args=args(name), queue=settings.fleet_namespace)
-        line: dict[str, Any] = {"task": getattr(modules, task), "args": args(name), "id": result.id}
+        task_args = args(name)
+        result = app.send_task(task_name, args=task_args, queue=settings.fleet_namespace)
+        line: dict[str, Any] = {"task": task_name, "args": task_args, "id": result.id}
         if wait > 0:
             try:
                 line["result"] = result.get(timeout=wait, propagate=False)

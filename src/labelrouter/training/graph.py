@@ -58,7 +58,6 @@ from labelrouter.training.rerank_stage import discard_candidate_reranker, train_
 from labelrouter.training.retrieval_data import KIND_WEIGHTS
 from labelrouter.training.retrieval_stage import discard_candidate_encoder, reembed, train_bi_encoder
 
-# Corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
 SCALE_CHOSEN_ON = "dense_scale_chosen_on"  # head metric: the training-set size its scale trials ran on
 
 

@@ -28,7 +28,8 @@ from labelrouter.labels import LabelSet
 from labelrouter.models.label_index import LabelIndex
 
 NEIGHBOURS = 10  # stored examples whose labels are looked at per example
-# How much an example of each kind counts: in the head's sample weights and in the draws of training rows.
+# How much an example of each kind counts, in the head's sample weights and in the draws of training rows:
+# corrections teach most, then gold imports, confirmations, and silver (the model agreeing with itself).
 KIND_WEIGHTS = {"correction": 3.0, "gold": 2.0, "confirmation": 1.0, "silver": 0.5}
 
 
