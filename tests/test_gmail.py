@@ -254,3 +254,16 @@ def test_gmail_is_chosen_by_settings_and_a_missing_token_says_how_to_get_one(tmp
                                  "expiry": "2999-01-01T00:00:00Z"}))
     service = gmail_service(token)
     assert service.users().messages().list(userId="me").uri.startswith("https://gmail.googleapis.com/gmail/v1/")
+    # httplib2 is not thread-safe: each thread's requests go over its own authorised connection.
+    import threading
+
+    def connection():
+        return service.users().messages().get(userId="me", id="m1").http
+
+    mine = connection()
+    theirs: list = []
+    other = threading.Thread(target=lambda: theirs.extend([connection(), connection()]))
+    other.start()
+    other.join(timeout=10)
+    assert connection() is mine and theirs[0] is theirs[1] and theirs[0] is not mine
+    assert mine.credentials.token == "ya29.test"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -379,7 +380,32 @@ def gmail_service(token_path: Path, http: Any = None) -> Any:
         except RefreshError as exc:
             raise MailboxError(f"the Gmail token at {token_path} was refused ({exc}); run `labelrouter gmail auth`") from None
         token_path.write_text(credentials.to_json(), encoding="utf-8")
-    return build("gmail", "v1", credentials=credentials, cache_discovery=False, static_discovery=True)
+    return build("gmail", "v1", http=_per_thread_http(credentials), requestBuilder=_per_thread_request(credentials),
+                 cache_discovery=False, static_discovery=True)
+
+
+def _per_thread_http(credentials: Any) -> Any:
+    import google_auth_httplib2
+    from googleapiclient.http import build_http  # the library's own connection settings (timeout, redirects)
+
+    return google_auth_httplib2.AuthorizedHttp(credentials, http=build_http())
+
+
+def _per_thread_request(credentials: Any) -> Callable[..., Any]:
+    """httplib2 connections are not thread-safe, and the graph applies labels from many threads at once:
+    each thread gets its own authorised connection, kept for its later requests (the library's advice,
+    docs/thread_safety.md of google-api-python-client, with reuse instead of one connection a request)."""
+    from googleapiclient.http import HttpRequest
+
+    local = threading.local()
+
+    def build_request(_shared_http: Any, *args: Any, **kwargs: Any) -> Any:
+        http = getattr(local, "http", None)
+        if http is None:
+            http = local.http = _per_thread_http(credentials)
+        return HttpRequest(http, *args, **kwargs)
+
+    return build_request
 
 
 def authorise(client_secrets: Path, token_path: Path) -> None:
