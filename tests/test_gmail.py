@@ -196,6 +196,36 @@ def test_the_quota_budget_waits_when_a_minute_is_spent():
     assert waits.slept == [60.0]
 
 
+def test_the_quota_budget_is_shared_by_threads():
+    """The graph's threads take units at once: the budget's bookkeeping must not break under them."""
+    import itertools
+    import sys
+    import threading
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to meet the race if there is one
+    ticks = itertools.count()
+    budget = QuotaBudget(10**9, clock=lambda: next(ticks) * 7.0, sleep=lambda s: None)
+    errors: list[str] = []
+
+    def worker():
+        try:
+            for _ in range(3000):
+                budget.take(5)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted on
+            errors.append(repr(exc))
+
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+
+
 def test_sync_reads_gmail_labels_back(tmp_path, settings):
     """The same sync that runs on a Maildir, on Gmail: a message the user moved is recorded."""
     from labelrouter.state import ApplyResult, EmailMessage, LabelingState, Routing

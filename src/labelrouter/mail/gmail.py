@@ -56,16 +56,19 @@ class QuotaBudget:
                  sleep: Callable[[float], None] = time.sleep):
         self.limit, self.clock, self.sleep = units_per_minute, clock, sleep
         self._spent: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()  # the graph's threads take units at once; the wait is outside it
 
     def take(self, units: int) -> None:
         while True:
-            now = self.clock()
-            while self._spent and now - self._spent[0][0] >= 60.0:
-                self._spent.popleft()
-            if sum(u for _, u in self._spent) + units <= self.limit or not self._spent:
-                self._spent.append((now, units))
-                return
-            self.sleep(60.0 - (now - self._spent[0][0]))
+            with self._lock:
+                now = self.clock()
+                while self._spent and now - self._spent[0][0] >= 60.0:
+                    self._spent.popleft()
+                if sum(u for _, u in self._spent) + units <= self.limit or not self._spent:
+                    self._spent.append((now, units))
+                    return
+                wait = 60.0 - (now - self._spent[0][0])
+            self.sleep(wait)
 
 
 def _status_and_reason(exc: Exception) -> tuple[int, str, float | None]:
