@@ -119,7 +119,8 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
             truth_of[mid] = row["label"]
             ids.append(mid)
         ctx = build_context(settings, mode="apply", mailbox=box, store=store, labels=labels, encoder=encoder)
-        report = Labeler(ctx, settings).run_mailbox()
+        with Labeler(ctx, settings) as labeler:
+            report = labeler.run_mailbox()
         decided = {o.message_id: o for o in report.outcomes if o.status != "failed"}
         stored = {mid: store.get(mid) for mid in ids}
         # Baselines trained at the last point predict this chunk (prequential, like the loop).

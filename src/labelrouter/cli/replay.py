@@ -51,7 +51,8 @@ def replay(
         if model is not None:
             head = backends.registry(settings).load(model, embedder=ctx.encoder.version, dim=ctx.encoder.dim)
             ctx = dataclasses.replace(ctx, router=ctx.router.with_head(head))
-        report = run_replay(Labeler(ctx, settings), rows)
+        with Labeler(ctx, settings) as labeler:
+            report = run_replay(labeler, rows)
         moved = []
         if apply:
             box = backends.mailbox(settings, mailbox)

@@ -41,9 +41,10 @@ def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: 
                 from labelrouter.graph.checkpoints import open_checkpointer
 
                 checkpointer = open_checkpointer(settings)
-            labeler = Labeler(ctx, settings, checkpointer=checkpointer)
-            with Progress(TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=err, transient=True) as progress:
+            with Labeler(ctx, settings, checkpointer=checkpointer) as labeler, Progress(
+                TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err, transient=True,
+            ) as progress:
                 task = progress.add_task("labeling", total=None)
                 return labeler.run_mailbox(
                     limit=limit, on_total=lambda n: progress.update(task, total=n),

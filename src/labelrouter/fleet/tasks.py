@@ -135,15 +135,16 @@ def poll(rt: FleetRuntime, name: str, *, wait_s: float = 0.0) -> dict[str, Any]:
 
     with _mailbox_held(rt, name, wait_s), rt.open(name) as opened, opened.mailbox.lock(0):
         synced, mined = sync_and_mine(opened.store, opened.mailbox, opened.labels)
-        report = rt.labeler(opened).run_mailbox()
+        with rt.labeler(opened) as labeler:
+            report = labeler.run_mailbox()
     return {"mailbox": name, "job": "poll", "synced": synced.looked, "touched": synced.touched,
             "examples": dict(mined.examples), **_counts(report)}
 
 
 def label_messages(rt: FleetRuntime, name: str, message_ids: list[str], *, wait_s: float = 0.0) -> dict[str, Any]:
     """Label these messages of the mailbox (new mail a push notification named), each exactly once."""
-    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened:
-        report = rt.labeler(opened).run_messages(message_ids)
+    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened, rt.labeler(opened) as labeler:
+        report = labeler.run_messages(message_ids)
     return {"mailbox": name, "job": "label", **_counts(report)}
 
 

@@ -29,6 +29,7 @@ class MicroBatcher:
         self.max_wait_s = max_wait_s
         self._cond = threading.Condition()
         self._pending: list[tuple[str, Future[np.ndarray]]] = []
+        self._queued: set[Future[np.ndarray]] = set()  # the futures in _pending: a waiter's check is O(1)
         self._expected = 0
         self._last_arrival = 0.0
         self.batches: list[int] = []  # sizes of the batches encoded, for tests and benchmarks
@@ -42,11 +43,12 @@ class MicroBatcher:
         future: Future[np.ndarray] = Future()
         with self._cond:
             self._pending.append((text, future))
+            self._queued.add(future)
             self._expected = max(0, self._expected - 1)
             self._last_arrival = time.monotonic()
             # With no expectation set (a single invoke) the batch is encoded at once: nobody waits.
             flush = len(self._pending) >= self.max_batch or self._expected == 0
-            while not flush and self._is_pending(future):
+            while not flush and future in self._queued:
                 quiet_until = self._last_arrival + self.max_wait_s
                 if time.monotonic() >= quiet_until:
                     flush = True  # nobody arrived for max_wait_s and nobody took us: encode what is there
@@ -57,11 +59,9 @@ class MicroBatcher:
             self._run(batch)
         return future.result()
 
-    def _is_pending(self, future: Future[np.ndarray]) -> bool:
-        return any(f is future for _, f in self._pending)
-
     def _take(self) -> list[tuple[str, Future[np.ndarray]]]:
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        self._queued.difference_update(f for _, f in batch)
         self._cond.notify_all()  # callers in this batch stop waiting and block on their future
         return batch
 
