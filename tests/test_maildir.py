@@ -77,3 +77,42 @@ def test_errors_are_mailbox_errors(box: LocalMaildir, tmp_path: Path):
     mid = box.deliver(eml("s", "b"))
     with pytest.raises(MailboxError, match="does not exist"):
         box.apply_label(mid, "unknown", archive=False, known_label_ids=set(LABELS))
+
+
+def test_labeling_a_large_inbox_does_not_list_it_again_for_every_message(box: LocalMaildir, monkeypatch):
+    ids = [box.deliver(eml(f"s{i}", "b")) for i in range(200)]
+    assert len(box.list_inbox()) == 200
+    listed: list[str] = []
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(str(path)) or listdir(path))
+    for i, mid in enumerate(ids):
+        box.fetch(mid)
+        box.apply_label(mid, LABELS[i % 2], archive=True, known_label_ids=set(LABELS))
+    assert len(listed) <= 10  # our own writes edit the cached listings instead of dropping them
+    assert box.list_inbox() == [] and len(box.states(ids)) == 200
+    # A change by someone else is still seen: a mail client moves a message back to the inbox.
+    path = next((box.root / ".news" / "cur").iterdir())
+    os.rename(path, box.root / "cur" / path.name)
+    assert box.label_ids(path.name.split(":")[0]) == ["INBOX"]
+
+
+def test_threads_labeling_at_once_leave_the_cached_view_exact(box: LocalMaildir):
+    import threading
+
+    ids = [box.deliver(eml(f"s{i}", "b")) for i in range(120)]
+    box.list_inbox()
+    chunks = [ids[k::6] for k in range(6)]
+
+    def label(chunk):
+        for i, mid in enumerate(chunk):
+            box.apply_label(mid, LABELS[i % 2], archive=i % 3 != 0, known_label_ids=set(LABELS))
+
+    threads = [threading.Thread(target=label, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    fresh = LocalMaildir(box.root)
+    kept = [c[i] for c in chunks for i in range(len(c)) if i % 3 == 0]
+    assert box.list_inbox() == fresh.list_inbox() and sorted(fresh.list_inbox()) == sorted(kept)
+    assert box.states(ids) == fresh.states(ids)

@@ -22,8 +22,9 @@ import json
 import mailbox as stdlib_mailbox
 import os
 import shutil
+import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,7 +71,10 @@ class LocalMaildir:
         # One lock object per mailbox object: re-entrant, so the CLI can take it before the model loads
         # and the labeler take it again (a second flock from the same process would block on itself).
         self._filelock = FileLock(str(self.root / LOCK_FILE))
-        self._listing: dict[str, tuple[list[int | None], dict[str, Path]]] = {}
+        # label id → (mtimes of new/ and cur/, unique name → "new/<file>" or "cur/<file>")
+        self._listing: dict[str, tuple[list[int | None], dict[str, str]]] = {}
+        self._listing_lock = threading.Lock()  # our own writes edit a listing; the graph writes from threads
+        self._folder_list: tuple[int, list[str]] | None = None
         if not create and not (self.root / "cur").is_dir():
             raise MailboxError(f"no Maildir at {self.root} (expected cur/, new/, tmp/)")
         try:
@@ -85,38 +89,67 @@ class LocalMaildir:
         return self.root if label_id == INBOX else self.root / f".{label_id}"
 
     def _folders(self) -> list[str]:
-        return [INBOX, *sorted(self._box.list_folders())]
+        """INBOX and the label folders, listed again only when the root's mtime says a folder came or went."""
+        stamp = self.root.stat().st_mtime_ns
+        if self._folder_list is None or self._folder_list[0] != stamp:
+            self._folder_list = (stamp, [INBOX, *sorted(self._box.list_folders())])
+        return self._folder_list[1]
 
-    def _files(self, label_id: str) -> dict[str, Path]:
-        """unique name → path, for one folder. Cached per directory mtime: an add, removal or rename by a
-        mail client changes it; our own writes drop the entry (two changes within one clock tick can share
-        an mtime), so a run does not list every folder for every message."""
+    def _stamps(self, label_id: str) -> list[int | None]:
         base = self._dir(label_id)
-        stamps = []
+        stamps: list[int | None] = []
         for sub in ("new", "cur"):
             try:
                 stamps.append((base / sub).stat().st_mtime_ns)
             except FileNotFoundError:
                 stamps.append(None)
+        return stamps
+
+    def _files(self, label_id: str) -> dict[str, str]:
+        """unique name → "new/<file>" or "cur/<file>", for one folder. Cached per directory mtime: an add,
+        removal or rename by a mail client changes it. Our own writes edit the cached listing when it was
+        current just before them (`_edit`), so labeling a large inbox does not list it again for every
+        message; a write of ours to a listing that was already stale drops it instead."""
+        stamps = self._stamps(label_id)
         cached = self._listing.get(label_id)
         if cached is not None and cached[0] == stamps:
             return cached[1]
-        found: dict[str, Path] = {}
+        base = self._dir(label_id)
+        found: dict[str, str] = {}
         for sub, stamp in zip(("new", "cur"), stamps, strict=True):
             if stamp is None:
                 continue
             for entry in os.listdir(base / sub):
                 if not entry.startswith("."):
-                    found[_unique_name(entry)] = base / sub / entry
+                    found[_unique_name(entry)] = f"{sub}/{entry}"
         self._listing[label_id] = (stamps, found)
         return found
+
+    def _edit(self, label_id: str, write: Callable[[], None], unique: str, now: str | None) -> None:
+        """Make one change of ours to a folder (`write`) and keep its cached listing in step: `unique` is
+        then at `now` ("cur/<file>"), or gone when `now` is None. Only a listing that matched the folder
+        just before the write is edited; the folder's new mtimes are recorded with it."""
+        with self._listing_lock:
+            cached = self._listing.get(label_id)
+            current = cached is not None and cached[0] == self._stamps(label_id)
+            write()
+            if not current:
+                self._listing.pop(label_id, None)
+                return
+            assert cached is not None
+            files = cached[1]
+            if now is None:
+                files.pop(unique, None)
+            else:
+                files[unique] = now
+            self._listing[label_id] = (self._stamps(label_id), files)
 
     def _locations(self, message_id: str) -> dict[str, Path]:
         locations = {}
         for label_id in self._folders():
-            path = self._files(label_id).get(message_id)
-            if path is not None:
-                locations[label_id] = path
+            relative = self._files(label_id).get(message_id)
+            if relative is not None:
+                locations[label_id] = self._dir(label_id) / relative
         return locations
 
     def states(self, message_ids: list[str]) -> dict[str, MessageState]:
@@ -127,10 +160,10 @@ class LocalMaildir:
         folders: dict[str, list[str]] = {}
         flags: dict[str, set[str]] = {}
         for label_id in self._folders():
-            for unique, path in self._files(label_id).items():
+            for unique, relative in list(self._files(label_id).items()):  # a snapshot: writers edit it
                 if unique in wanted:
                     folders.setdefault(unique, []).append(label_id)
-                    info = path.name.split(":2,", 1)[1] if ":2," in path.name else ""
+                    info = relative.split(":2,", 1)[1] if ":2," in relative else ""
                     flags.setdefault(unique, set()).update(info)
         return {mid: MessageState(tuple(sorted(found)), seen="S" in flags[mid], important="F" in flags[mid])
                 for mid, found in folders.items()}
@@ -139,15 +172,15 @@ class LocalMaildir:
         return None, None  # a Maildir has no change log: syncs look at every unsynced message (one listing)
 
     def list_inbox(self) -> list[str]:
-        files = self._files(INBOX)
+        base = self._dir(INBOX)
 
-        def delivered(item: tuple[str, Path]) -> tuple[float, str]:
+        def delivered(item: tuple[str, str]) -> tuple[float, str]:
             try:
-                return item[1].stat().st_mtime, item[0]
+                return (base / item[1]).stat().st_mtime, item[0]
             except FileNotFoundError:
                 return 0.0, item[0]
 
-        return [uid for uid, _ in sorted(files.items(), key=delivered)]
+        return [uid for uid, _ in sorted(list(self._files(INBOX).items()), key=delivered)]
 
     def fetch(self, message_id: str) -> bytes:
         locations = self._locations(message_id)
@@ -199,8 +232,9 @@ class LocalMaildir:
     # -- writing -------------------------------------------------------------------------------
     def deliver(self, raw: bytes) -> str:
         """Add a message to the inbox (written to tmp/ then renamed into new/, as Maildir requires)."""
-        self._listing.pop(INBOX, None)
-        return self._box.add(raw)
+        with self._listing_lock:  # our writes and the listings they change move together (`_edit`)
+            self._listing.pop(INBOX, None)
+            return self._box.add(raw)
 
     def ensure_labels(self, names: list[str], *, create: bool = True) -> dict[str, str]:
         mapping = {name: folder_name(name) for name in names}
@@ -222,8 +256,9 @@ class LocalMaildir:
             return
         if target.exists():
             raise MailboxError(f"cannot rename label folder {old!r}: {new!r} exists in {self.root}")
-        source.rename(target)
-        self._listing.clear()
+        with self._listing_lock:
+            source.rename(target)
+            self._listing.clear()
 
     def merge_label(self, source_label: str, target_label: str) -> int:
         """Move every message of one label folder into another and remove the emptied folder."""
@@ -232,12 +267,13 @@ class LocalMaildir:
             return 0
         self.ensure_labels([target_label])
         moved = 0
-        for sub in ("new", "cur"):
-            for entry in os.listdir(source / sub):
-                os.replace(source / sub / entry, target / sub / entry)
-                moved += 1
-        shutil.rmtree(source)
-        self._listing.clear()
+        with self._listing_lock:
+            for sub in ("new", "cur"):
+                for entry in os.listdir(source / sub):
+                    os.replace(source / sub / entry, target / sub / entry)
+                    moved += 1
+            shutil.rmtree(source)
+            self._listing.clear()
         return moved
 
     def remove_label(self, message_id: str, label_id: str, *, restore_inbox: bool) -> MailboxChange:
@@ -247,13 +283,14 @@ class LocalMaildir:
         before = sorted(locations)
         if not locations:
             return MailboxChange(False, before, before, "message is gone")
-        if restore_inbox and INBOX not in locations:
-            source = next(iter(locations.values()))
-            os.link(source, self.root / "cur" / source.name)
-            self._listing.pop(INBOX, None)
-        if label_id in locations and label_id != INBOX:
-            locations[label_id].unlink(missing_ok=True)
-            self._listing.pop(label_id, None)
+        with self._listing_lock:
+            if restore_inbox and INBOX not in locations:
+                source = next(iter(locations.values()))
+                os.link(source, self.root / "cur" / source.name)
+                self._listing.pop(INBOX, None)
+            if label_id in locations and label_id != INBOX:
+                locations[label_id].unlink(missing_ok=True)
+                self._listing.pop(label_id, None)
         after = self.label_ids(message_id)
         return MailboxChange(after != before, before, after)
 
@@ -268,18 +305,19 @@ class LocalMaildir:
             raise MailboxError(f"label folder {target_id!r} does not exist in {self.root}")
         before = sorted(locations)
         source = next(iter(locations.values()))
-        if restore_inbox and INBOX not in locations:
-            os.link(source, self.root / "cur" / source.name)
-        if source_id in locations and target_id not in locations:
-            os.rename(locations[source_id], self._dir(target_id) / "cur" / locations[source_id].name)
-        elif target_id not in locations:
-            os.link(source, self._dir(target_id) / "cur" / source.name)
-        elif source_id in locations and source_id != target_id:
-            locations[source_id].unlink(missing_ok=True)
-        if archive and INBOX in locations:
-            locations[INBOX].unlink(missing_ok=True)
-        for label_id in (INBOX, source_id, target_id):
-            self._listing.pop(label_id, None)
+        with self._listing_lock:
+            if restore_inbox and INBOX not in locations:
+                os.link(source, self.root / "cur" / source.name)
+            if source_id in locations and target_id not in locations:
+                os.rename(locations[source_id], self._dir(target_id) / "cur" / locations[source_id].name)
+            elif target_id not in locations:
+                os.link(source, self._dir(target_id) / "cur" / source.name)
+            elif source_id in locations and source_id != target_id:
+                locations[source_id].unlink(missing_ok=True)
+            if archive and INBOX in locations:
+                locations[INBOX].unlink(missing_ok=True)
+            for label_id in (INBOX, source_id, target_id):
+                self._listing.pop(label_id, None)
         after = self.label_ids(message_id)
         return MailboxChange(after != before, before, after)
 
@@ -297,14 +335,16 @@ class LocalMaildir:
         source = next(iter(locations.values()))
         if label_id not in locations:
             target = self._dir(label_id) / "cur" / source.name
-            try:
-                os.link(source, target)
-            except OSError:  # e.g. a file system without hard links: copy through tmp/, then rename
-                staging = self._dir(label_id) / "tmp" / source.name
-                shutil.copy2(source, staging)
-                staging.replace(target)
-            self._listing.pop(label_id, None)
+
+            def link() -> None:
+                try:
+                    os.link(source, target)
+                except OSError:  # e.g. a file system without hard links: copy through tmp/, then rename
+                    staging = self._dir(label_id) / "tmp" / source.name
+                    shutil.copy2(source, staging)
+                    staging.replace(target)
+
+            self._edit(label_id, link, message_id, f"cur/{source.name}")
         if archive and INBOX in locations:
-            locations[INBOX].unlink(missing_ok=True)
-            self._listing.pop(INBOX, None)
+            self._edit(INBOX, lambda: locations[INBOX].unlink(missing_ok=True), message_id, None)
         return MailboxChange(True, before, self.label_ids(message_id))
