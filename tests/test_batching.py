@@ -19,7 +19,7 @@ def _run_concurrently(batcher, texts):
     results = [None] * len(texts)
 
     def worker(i):
-        results[i] = batcher.encode_one(texts[i])
+        results[i] = batcher.call(texts[i])
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(texts))]
     for t in threads:
@@ -46,7 +46,7 @@ def test_max_batch_splits_and_a_single_call_does_not_wait():
     _run_concurrently(batcher, ["x"] * 8)
     assert sorted(len(c) for c in calls) == [4, 4]
     calls.clear()
-    assert batcher.encode_one("solo")[0] == 4.0 and calls == [["solo"]]  # no expectation: immediate
+    assert batcher.call("solo")[0] == 4.0 and calls == [["solo"]]  # no expectation: immediate
 
 
 def test_encoder_failure_reaches_every_caller():
@@ -59,7 +59,7 @@ def test_encoder_failure_reaches_every_caller():
 
     def worker():
         try:
-            batcher.encode_one("t")
+            batcher.call("t")
         except RuntimeError as exc:
             errors.append(str(exc))
 
@@ -90,7 +90,7 @@ def test_callers_arriving_spread_out_share_one_batch_while_they_keep_coming():
     results = [None] * 5
 
     def worker(i):
-        results[i] = batcher.encode_one("x" * (i + 1))
+        results[i] = batcher.call("x" * (i + 1))
 
     threads = []
     for i in range(5):
@@ -134,3 +134,56 @@ def test_an_accelerator_is_fed_whole_batches_whatever_the_length():
     assert encoder._batch_size(mail) == 4  # the CPU's word-piece budget
     encoder.device = "cuda"
     assert encoder._batch_size(mail) == 256
+
+
+def test_per_item_exceptions_reach_only_their_caller():
+    batcher = MicroBatcher(lambda items: [ValueError(i) if i == "bad" else i.upper() for i in items],
+                           max_batch=8, max_wait_s=5.0)
+    batcher.expect(3)
+    outcomes = [None] * 3
+
+    def worker(k, item):
+        try:
+            outcomes[k] = batcher.call(item)
+        except ValueError as exc:
+            outcomes[k] = f"failed: {exc}"
+
+    threads = [threading.Thread(target=worker, args=(k, item)) for k, item in enumerate(["a", "bad", "c"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert outcomes == ["A", "failed: bad", "C"] and batcher.batches == [3]
+
+
+def test_a_chunk_is_scored_in_one_call_and_a_message_that_breaks_scoring_fails_alone(stub_encoder, settings,
+                                                                                     monkeypatch):
+    from labelrouter.demo import sample_messages
+    from labelrouter.graph.context import build_context
+    from labelrouter.mail.parse import parse_message
+    from labelrouter.pipeline import Labeler
+    from labelrouter.router import Router
+
+    messages = [parse_message(raw) for _, raw in sample_messages()[:6]]
+    poisoned = messages[2].subject
+    calls: list[int] = []
+    score = Router.score
+
+    def score_or_break(self, embeddings, documents=None, texts=None):
+        calls.append(len(embeddings))
+        if any(poisoned in d for d in documents or []):
+            raise RuntimeError("this message breaks the head")
+        return score(self, embeddings, documents, texts)
+
+    monkeypatch.setattr(Router, "score", score_or_break)
+    with Labeler(build_context(settings, mode="decide"), settings, chunk_size=6) as labeler:
+        results = labeler.label_many(messages)
+    assert calls == [6, 1, 1, 1, 1, 1, 1]  # the chunk at once, then each message alone to find the bad one
+    assert isinstance(results[2], RuntimeError)
+    assert all(not isinstance(r, Exception) for k, r in enumerate(results) if k != 2)
+    monkeypatch.setattr(Router, "score", score)
+    with Labeler(build_context(settings, mode="decide"), settings) as labeler:
+        alone = [labeler.label(m)["routing"] for k, m in enumerate(messages) if k != 2]
+    assert [r["routing"].label for k, r in enumerate(results) if k != 2] == [r.label for r in alone]
+    assert [r["routing"].confidence for k, r in enumerate(results) if k != 2] == \
+        pytest.approx([r.confidence for r in alone], abs=1e-6)

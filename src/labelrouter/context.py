@@ -9,7 +9,7 @@ error, not a silent fallback (only the `langgraph.json` entry builds one from th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import numpy as np
 
@@ -18,11 +18,20 @@ from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.batching import MicroBatcher
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import Head
+from labelrouter.models.scoring import Scores
 from labelrouter.router import Router
 from labelrouter.store.base import Store
 from labelrouter.summarize import Summarizer
 
 Mode = Literal["apply", "dry-run", "decide", "shadow"]
+
+
+class Routed(NamedTuple):
+    """One message's vector and where its scores are: row `row` of a batch's `scores`."""
+
+    vector: np.ndarray
+    scores: Scores
+    row: int
 
 
 class ServedContext(TypedDict, total=False):
@@ -46,7 +55,7 @@ class LabelerContext:
     # Mailbox label ids that count as "ours": this config's and every label labelrouter created before.
     known_label_ids: set[str] = field(default_factory=set)
     store: Store | None = None
-    batcher: MicroBatcher | None = None
+    batcher: MicroBatcher[tuple[str, str], Routed] | None = None
     # The settings the context was built from, for extensions that need their own configuration.
     settings: Any = None
 
@@ -66,9 +75,37 @@ class LabelerContext:
         return self.router.archive_threshold(label)
 
     def embed(self, text: str) -> np.ndarray:
-        if self.batcher is not None:
-            return self.batcher.encode_one(text)
         return self.encoder.encode([text])[0]
+
+    def route(self, text: str, document: str) -> Routed:
+        """One message's vector and scores: through the chunk's batcher when the labeler set one, so the
+        chunk is encoded in one forward pass and scored in one call."""
+        if self.batcher is not None:
+            return self.batcher.call((text, document))
+        return self.embed_and_score([(text, document)])[0]
+
+    def embed_and_score(self, items: list[tuple[str, str]]) -> list[Routed | BaseException]:
+        """(embedded text, document) pairs → each one's vector and its row of the batch's scores. Scoring
+        that fails for the batch is retried message by message, so one bad message fails alone."""
+        texts = [text for text, _ in items]
+        vectors = self.encoder.encode(texts)
+
+        def scored(rows: list[int]) -> list[Routed]:
+            scores = self.router.score(vectors[rows], [items[i][1] for i in rows], [texts[i] for i in rows])
+            return [Routed(vectors[i], scores, k) for k, i in enumerate(rows)]
+
+        try:
+            return list(scored(list(range(len(items)))))
+        except Exception:
+            if len(items) == 1:
+                raise
+        results: list[Routed | BaseException] = []
+        for i in range(len(items)):
+            try:
+                results.extend(scored([i]))
+            except Exception as exc:  # noqa: BLE001 - this message's failure, raised to its caller alone
+                results.append(exc)
+        return results
 
 
 def context_of(runtime: Any) -> LabelerContext:

@@ -129,7 +129,7 @@ class Labeler:
 
     def _submit(self, chunk: list[EmailMessage]) -> list[Future[dict[str, Any]]]:
         """Start one chunk's graph invocations (at most chunk_size messages) on the labeler's threads."""
-        batcher = MicroBatcher(self.ctx.encoder.encode, max_batch=self.chunk_size)
+        batcher = MicroBatcher(self.ctx.embed_and_score, max_batch=self.chunk_size)
         batcher.expect(len(chunk))
         ctx = dataclasses.replace(self.ctx, batcher=batcher)
         # Submitted together under the lock: a chunk's invocations are never queued behind another

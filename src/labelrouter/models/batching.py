@@ -1,8 +1,10 @@
 """Micro-batching: many graph invocations running at once share one encoder forward pass.
 
-The graph runs once per message, but encoding one message at a time wastes most of the encoder's speed.
+The graph runs once per message, but encoding one message at a time wastes most of the encoder's speed,
+and scoring one at a time repeats per-call work (the head's lexical features, the reranker's passes).
 When `run` labels a chunk of messages it invokes the graph for all of them concurrently; each
-`label_router` call hands its text to this batcher and blocks until the batch it joined is encoded.
+`label_router` call hands its item (text and document) to this batcher and blocks until the batch it
+joined is embedded and scored (`LabelerContext.embed_and_score`).
 A batch is encoded when it is full, when every expected caller has arrived, or once no caller has
 arrived for `max_wait_s` (a caller whose message failed earlier never arrives; the wait bounds that
 case). The wait is counted from the latest arrival, not from each caller's own: the graph's threads reach
@@ -16,20 +18,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Generic, TypeVar
 
-import numpy as np
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class MicroBatcher:
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], *, max_batch: int = 64, max_wait_s: float = 0.5):
-        self._encode = encode
+class MicroBatcher(Generic[T, R]):
+    """Calls `fn` on batches of the items callers bring one at a time. `fn` returns one result per item, in
+    order; a result that is an exception is raised to that item's caller alone."""
+
+    def __init__(self, fn: Callable[[list[T]], Sequence[R | BaseException]], *, max_batch: int = 64,
+                 max_wait_s: float = 0.5):
+        self._fn = fn
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._cond = threading.Condition()
-        self._pending: list[tuple[str, Future[np.ndarray]]] = []
-        self._queued: set[Future[np.ndarray]] = set()  # the futures in _pending: a waiter's check is O(1)
+        self._pending: list[tuple[T, Future[R]]] = []
+        self._queued: set[Future[R]] = set()  # the futures in _pending: a waiter's check is O(1)
         self._expected = 0
         self._last_arrival = 0.0
         self.batches: list[int] = []  # sizes of the batches encoded, for tests and benchmarks
@@ -39,10 +47,10 @@ class MicroBatcher:
         with self._cond:
             self._expected = n
 
-    def encode_one(self, text: str) -> np.ndarray:
-        future: Future[np.ndarray] = Future()
+    def call(self, item: T) -> R:
+        future: Future[R] = Future()
         with self._cond:
-            self._pending.append((text, future))
+            self._pending.append((item, future))
             self._queued.add(future)
             self._expected = max(0, self._expected - 1)
             self._last_arrival = time.monotonic()
@@ -59,19 +67,23 @@ class MicroBatcher:
             self._run(batch)
         return future.result()
 
-    def _take(self) -> list[tuple[str, Future[np.ndarray]]]:
+    def _take(self) -> list[tuple[T, Future[R]]]:
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
         self._queued.difference_update(f for _, f in batch)
         self._cond.notify_all()  # callers in this batch stop waiting and block on their future
         return batch
 
-    def _run(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
+    def _run(self, batch: list[tuple[T, Future[R]]]) -> None:
         try:
-            vectors = self._encode([text for text, _ in batch])
+            results = self._fn([item for item, _ in batch])
         except BaseException as exc:  # every waiter must learn of the failure, not hang
             for _, future in batch:
                 future.set_exception(exc)
         else:
-            for (_, future), vector in zip(batch, vectors, strict=True):
-                future.set_result(vector)
+            for (_, future), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
         self.batches.append(len(batch))
+

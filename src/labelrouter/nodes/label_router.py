@@ -1,7 +1,8 @@
 """Node `label_router`: embed → retrieve top-K labels → router × head → argmax or fallback.
 
-The scoring and its explanation are the Router's (`labelrouter.router`); this node embeds one message
-and hands back the decision, the vector, the text it was embedded from and the document the head read.
+The scoring and its explanation are the Router's (`labelrouter.router`); this node embeds and scores one
+message (with the rest of its chunk when the labeler batches: `LabelerContext.route`) and hands back the
+decision, the vector, the text it was embedded from and the document the head read.
 """
 
 from __future__ import annotations
@@ -24,6 +25,6 @@ def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict
         return {"routing": router.no_content(), "embedding": None}
     text = router.text_of(state.message, state.summary)
     document = document_of(state.message)
-    vector = ctx.embed(text)
-    return {"routing": router.explain(router.score(vector, [document], [text]), 0, document),
+    vector, scores, row = ctx.route(text, document)
+    return {"routing": router.explain(scores, row, document),
             "embedding": [float(x) for x in vector], "embedded_text": text, "document": document}
