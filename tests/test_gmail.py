@@ -175,6 +175,30 @@ def test_states_come_from_one_batch_with_gone_messages_left_out(tmp_path):
     assert len(http.request_sequence) == 1 and http.request_sequence[0][0].endswith("/batch")
 
 
+def test_messages_are_fetched_with_their_labels_in_batches_and_each_failure_stays_its_own(tmp_path):
+    raw = base64.urlsafe_b64encode(RAW).decode().rstrip("=")
+    not_found = {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND", "errors": [{"reason": "notFound"}]}}
+    throttled = {"error": {"code": 429, "message": "Too many", "status": "RESOURCE_EXHAUSTED",
+                           "errors": [{"reason": "rateLimitExceeded"}]}}
+    waits = Waits()
+    box, http = mailbox(tmp_path, [
+        batch_response([("m1", 200, {"id": "m1", "labelIds": ["UNREAD", "INBOX"], "raw": raw}),
+                        ("m2", 404, not_found),
+                        ("m3", 429, throttled)]),
+        ok({"id": "m3", "labelIds": ["INBOX"], "raw": raw}),  # the throttled one, alone, with the retry policy
+        error(403, "insufficientPermissions", "Insufficient Permission"),  # the next batch as a whole
+    ], waits)
+    fetched = box.fetch_many(["m1", "m2", "m3"])
+    assert fetched["m1"] == (RAW, ["INBOX", "UNREAD"]) and fetched["m3"] == (RAW, ["INBOX"])
+    assert isinstance(fetched["m2"], MailboxError) and "404" in str(fetched["m2"])
+    urls = [r[0] for r in http.request_sequence]
+    assert urls[0].endswith("/batch") and "format=raw" in urls[1] and "labelIds" in urls[1]
+    assert "format=raw" in http.request_sequence[0][2] and "fields=id%2ClabelIds%2Craw" in http.request_sequence[0][2]
+    failed = box.fetch_many(["m4", "m5"])
+    assert all(isinstance(e, MailboxError) and "403 insufficientPermissions" in str(e) for e in failed.values())
+    assert set(failed) == {"m4", "m5"}
+
+
 def test_more_than_fifty_reads_are_split_into_batches_of_fifty(tmp_path):
     ids = [f"m{i}" for i in range(120)]
     box, http = mailbox(tmp_path, [

@@ -116,3 +116,11 @@ def test_threads_labeling_at_once_leave_the_cached_view_exact(box: LocalMaildir)
     kept = [c[i] for c in chunks for i in range(len(c)) if i % 3 == 0]
     assert box.list_inbox() == fresh.list_inbox() and sorted(fresh.list_inbox()) == sorted(kept)
     assert box.states(ids) == fresh.states(ids)
+
+
+def test_fetch_many_reads_each_message_with_its_labels_and_answers_for_a_missing_one(box: LocalMaildir):
+    first, second = box.deliver(eml("a", "one")), box.deliver(eml("b", "two"))
+    box.apply_label(second, "work", archive=True, known_label_ids=set(LABELS))
+    fetched = box.fetch_many([first, second, "gone"])
+    assert fetched[first] == (eml("a", "one"), ["INBOX"]) and fetched[second] == (eml("b", "two"), ["work"])
+    assert isinstance(fetched["gone"], MailboxError) and "not in" in str(fetched["gone"])

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from labelrouter.context import LabelerContext
-from labelrouter.errors import LabelRouterError
+from labelrouter.errors import LabelRouterError, MailboxError
 from labelrouter.extensions import Extension, load_extensions
 from labelrouter.graph.checkpoints import thread_id, thread_of
 from labelrouter.graph.inference import build_inference_graph
@@ -250,9 +250,17 @@ class Labeler:
         assert mailbox is not None
         parsed: list[EmailMessage] = []
         unreadable: list[MessageOutcome] = []
+        try:
+            fetched: dict[str, Any] = mailbox.fetch_many(ids)
+        except Exception as exc:  # noqa: BLE001 - the mailbox could not be read: each message fails with it
+            fetched = {mid: exc for mid in ids}
         for mid in ids:
             try:
-                parsed.append(self.parse(mailbox.fetch(mid), message_id=mid, label_ids=mailbox.label_ids(mid)))
+                got = fetched.get(mid) or MailboxError(f"the mailbox did not answer for message {mid!r}")
+                if isinstance(got, Exception):
+                    raise got
+                raw, label_ids = got
+                parsed.append(self.parse(raw, message_id=mid, label_ids=label_ids))
             except Exception as exc:  # noqa: BLE001 - whatever one message raises is that message's failure
                 error = describe_error(exc)
                 log.warning("message %s failed: %s", mid, error)

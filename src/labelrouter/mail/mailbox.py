@@ -6,6 +6,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from labelrouter.errors import MailboxError
+
 INBOX = "INBOX"
 # Gmail system labels that are signals, not filing: reading, starring or Gmail's own importance and
 # category guesses do not move a message, so they never count as the user changing its labels.
@@ -15,6 +17,9 @@ SIGNAL_LABELS = frozenset({"UNREAD", "IMPORTANT", "STARRED"})
 def filing(label_ids: list[str] | tuple[str, ...]) -> set[str]:
     """The label ids that say where a message is filed (INBOX and labels), without signal labels."""
     return {i for i in label_ids if i not in SIGNAL_LABELS and not i.startswith("CATEGORY_")}
+
+
+Fetched = tuple[bytes, list[str]]  # a message's raw RFC 822 bytes and the label ids it carries
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,10 @@ class Mailbox(Protocol):
 
     def label_ids(self, message_id: str) -> list[str]:
         """The mailbox label ids the message carries now (including INBOX while it is in the inbox)."""
+
+    def fetch_many(self, message_ids: list[str]) -> dict[str, Fetched | MailboxError]:
+        """Every one of these messages' raw bytes and label ids, read together (one listing, batched
+        calls); a message that cannot be read is answered with its error, not left out."""
 
     def states(self, message_ids: list[str]) -> dict[str, MessageState]:
         """Current labels and interaction signals of these messages; an id missing from the result is gone."""

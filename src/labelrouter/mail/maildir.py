@@ -32,7 +32,7 @@ from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
 from labelrouter.fsutil import private_dir, write_json_atomic
-from labelrouter.mail.mailbox import INBOX, MailboxChange, MessageState, planned_change
+from labelrouter.mail.mailbox import INBOX, Fetched, MailboxChange, MessageState, planned_change
 
 LOCK_FILE = "labelrouter.lock"
 REGISTRY_FILE = "labelrouter-labels.json"
@@ -190,6 +190,27 @@ class LocalMaildir:
 
     def label_ids(self, message_id: str) -> list[str]:
         return sorted(self._locations(message_id))
+
+    def fetch_many(self, message_ids: list[str]) -> dict[str, Fetched | MailboxError]:
+        """One look at each folder for all of them (a message at a time checks every folder twice)."""
+        where: dict[str, dict[str, Path]] = {}
+        for label_id in self._folders():
+            files, base = self._files(label_id), self._dir(label_id)
+            for mid in message_ids:
+                relative = files.get(mid)
+                if relative is not None:
+                    where.setdefault(mid, {})[label_id] = base / relative
+        fetched: dict[str, Fetched | MailboxError] = {}
+        for mid in message_ids:
+            locations = where.get(mid)
+            if not locations:
+                fetched[mid] = MailboxError(f"message {mid!r} is not in {self.root}")
+                continue
+            try:
+                fetched[mid] = (next(iter(locations.values())).read_bytes(), sorted(locations))
+            except OSError as exc:  # moved or removed since the listing
+                fetched[mid] = MailboxError(f"message {mid!r} could not be read from {self.root}: {exc}")
+        return fetched
 
     def our_label_ids(self) -> set[str]:
         """Every label folder labelrouter created in this Maildir, under any labels file."""
