@@ -187,3 +187,44 @@ def test_a_chunk_is_scored_in_one_call_and_a_message_that_breaks_scoring_fails_a
     assert [r["routing"].label for k, r in enumerate(results) if k != 2] == [r.label for r in alone]
     assert [r["routing"].confidence for k, r in enumerate(results) if k != 2] == \
         pytest.approx([r.confidence for r in alone], abs=1e-6)
+
+
+def test_a_withdrawn_caller_is_not_waited_for():
+    calls = []
+    batcher = MicroBatcher(_fake_encode(calls), max_batch=8, max_wait_s=30.0)
+    batcher.expect(3)
+    results = [None] * 2
+
+    def worker(i):
+        results[i] = batcher.call("x" * (i + 1))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    batcher.withdraw()  # the third message was decided by a rule: no text to encode
+    for t in threads:
+        t.join(timeout=10)
+    assert results == [[1.0], [2.0]] and len(calls) == 1 and batcher.quiet_flushes == 0
+
+
+def test_a_message_without_content_does_not_hold_its_chunk(stub_encoder, settings, monkeypatch):
+    import labelrouter.pipeline
+    from labelrouter.demo import sample_messages
+    from labelrouter.graph.context import build_context
+    from labelrouter.mail.parse import parse_message
+    from labelrouter.pipeline import Labeler
+    from labelrouter.state import EmailMessage
+
+    made = []
+
+    class Watched(MicroBatcher):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "max_wait_s": 30.0})  # a wait the test would notice
+            made.append(self)
+
+    monkeypatch.setattr(labelrouter.pipeline, "MicroBatcher", Watched)
+    messages = [parse_message(raw) for _, raw in sample_messages()[:3]] + [EmailMessage(id="empty")]
+    with Labeler(build_context(settings, mode="decide"), settings, chunk_size=4) as labeler:
+        results = labeler.label_many(messages)
+    assert results[3]["routing"].label == labeler.ctx.labels.fallback
+    assert made[0].batches == [3] and made[0].quiet_flushes == 0

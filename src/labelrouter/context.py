@@ -84,6 +84,12 @@ class LabelerContext:
             return self.batcher.call((text, document))
         return self.embed_and_score([(text, document)])[0]
 
+    def not_routing(self) -> None:
+        """This message will not be routed (a rule decided it, or it has no content): its chunk's batch
+        need not wait for it."""
+        if self.batcher is not None:
+            self.batcher.withdraw()
+
     def embed_and_score(self, items: list[tuple[str, str]]) -> list[Routed | BaseException]:
         """(embedded text, document) pairs → each one's vector and its row of the batch's scores. Scoring
         that fails for the batch is retried message by message, so one bad message fails alone."""
@@ -95,7 +101,7 @@ class LabelerContext:
             return [Routed(vectors[i], scores, k) for k, i in enumerate(rows)]
 
         try:
-            return list(scored(list(range(len(items)))))
+            return list(scored(list(range(len(items)))))  # widened: a list of Routed is one of Routed | error
         except Exception:
             if len(items) == 1:
                 raise

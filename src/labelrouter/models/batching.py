@@ -5,9 +5,9 @@ and scoring one at a time repeats per-call work (the head's lexical features, th
 When `run` labels a chunk of messages it invokes the graph for all of them concurrently; each
 `label_router` call hands its item (text and document) to this batcher and blocks until the batch it
 joined is embedded and scored (`LabelerContext.embed_and_score`).
-A batch is encoded when it is full, when every expected caller has arrived, or once no caller has
-arrived for `max_wait_s` (a caller whose message failed earlier never arrives; the wait bounds that
-case). The wait is counted from the latest arrival, not from each caller's own: the graph's threads reach
+A batch is encoded when it is full, when every expected caller has arrived or withdrawn (a message a
+sender rule decided, or one without content, never needs the encoder), or once no caller has arrived for
+`max_wait_s` (a caller whose message failed earlier never arrives; the wait bounds that case). The wait is counted from the latest arrival, not from each caller's own: the graph's threads reach
 the encoder spread over the chunk's summarizing, and a wait per caller cut a chunk of 64 into about four
 forward passes. Half a second of quiet is only ever waited out when an expected caller is not coming (its
 message failed before the encoder); 64 threads sharing the GIL can leave gaps of tens of milliseconds
@@ -41,11 +41,20 @@ class MicroBatcher(Generic[T, R]):
         self._expected = 0
         self._last_arrival = 0.0
         self.batches: list[int] = []  # sizes of the batches encoded, for tests and benchmarks
+        self.quiet_flushes = 0  # batches sent after waiting out max_wait_s for a caller that never came
 
     def expect(self, n: int) -> None:
         """Tell the batcher how many callers are coming, so it need not wait for stragglers."""
         with self._cond:
             self._expected = n
+
+    def withdraw(self) -> None:
+        """An expected caller is not coming (its message was decided without the encoder): the batch need
+        not wait for it."""
+        with self._cond:
+            self._expected = max(0, self._expected - 1)
+            if self._expected == 0:
+                self._cond.notify_all()
 
     def call(self, item: T) -> R:
         future: Future[R] = Future()
@@ -58,8 +67,11 @@ class MicroBatcher(Generic[T, R]):
             flush = len(self._pending) >= self.max_batch or self._expected == 0
             while not flush and future in self._queued:
                 quiet_until = self._last_arrival + self.max_wait_s
-                if time.monotonic() >= quiet_until:
+                if self._expected == 0:
+                    flush = True  # the last expected caller withdrew: nobody else is coming
+                elif time.monotonic() >= quiet_until:
                     flush = True  # nobody arrived for max_wait_s and nobody took us: encode what is there
+                    self.quiet_flushes += 1
                 else:
                     self._cond.wait(timeout=quiet_until - time.monotonic())
             batch = self._take() if flush else []

@@ -19,9 +19,11 @@ from labelrouter.state import LabelingState
 def label_router(state: LabelingState, runtime: Runtime[LabelerContext]) -> dict[str, Any]:
     ctx = context_of(runtime)
     if state.routing is not None:
+        ctx.not_routing()
         return {}  # an extension before the router decided (e.g. a sender rule): nothing to route
     router = ctx.router
     if not state.message.has_content:
+        ctx.not_routing()
         return {"routing": router.no_content(), "embedding": None}
     text = router.text_of(state.message, state.summary)
     document = document_of(state.message)
