@@ -15,7 +15,8 @@ def _fake_encode(calls):
     return encode
 
 
-def _run_concurrently(batcher, texts):
+def _run_concurrently(batcher, texts, *, meanwhile=lambda: None):
+    """Every text through `batcher.call` from a thread of its own; `meanwhile` runs once they started."""
     results = [None] * len(texts)
 
     def worker(i):
@@ -24,6 +25,7 @@ def _run_concurrently(batcher, texts):
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(texts))]
     for t in threads:
         t.start()
+    meanwhile()
     for t in threads:
         t.join(timeout=10)
     return results
@@ -193,17 +195,8 @@ def test_a_withdrawn_caller_is_not_waited_for():
     calls = []
     batcher = MicroBatcher(_fake_encode(calls), max_batch=8, max_wait_s=30.0)
     batcher.expect(3)
-    results = [None] * 2
-
-    def worker(i):
-        results[i] = batcher.call("x" * (i + 1))
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    batcher.withdraw()  # the third message was decided by a rule: no text to encode
-    for t in threads:
-        t.join(timeout=10)
+    # the third message was decided by a rule: no text to encode
+    results = _run_concurrently(batcher, ["x", "xx"], meanwhile=batcher.withdraw)
     assert results == [[1.0], [2.0]] and len(calls) == 1 and batcher.quiet_flushes == 0
 
 
