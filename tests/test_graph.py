@@ -10,7 +10,7 @@ from labelrouter.graph.draw import draw
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.mail.parse import parse_message
 from labelrouter.models.head import LinearHead
-from labelrouter.pipeline import Labeler
+from labelrouter.pipeline import CHUNKS_IN_FLIGHT, Labeler
 from labelrouter.settings import load_settings
 from labelrouter.state import EmailMessage
 from tests.conftest import LABELS_JSON, registry_at
@@ -146,7 +146,7 @@ def test_label_many_keeps_its_threads_and_encodes_each_chunk_in_one_pass(stub_en
     for caller in callers:
         caller.join(timeout=30)
     assert passes == [4] * 9  # 3 chunks, then 3 for each concurrent caller: never split, never merged
-    assert len(encoding_threads) <= 4  # one pool of chunk_size threads for the labeler's life
+    assert len(encoding_threads) <= 4 * CHUNKS_IN_FLIGHT  # one pool for the labeler's life
     for got in (first, results["a"], results["b"]):
         assert [r["routing"].label for r in got] == one_by_one
     labeler.close()
@@ -186,6 +186,42 @@ def test_run_parses_the_next_chunk_while_one_is_in_the_graph(stub_encoder, setti
     assert waited == [True]
     assert sorted(o.message_id for o in report.outcomes) == sorted(ids)
     assert [o.status for o in report.outcomes] == ["dry-run"] * 8
+
+
+def test_run_starts_the_next_chunk_while_the_last_one_is_still_being_applied(stub_encoder, settings, tmp_path):
+    import threading
+
+    from labelrouter.demo import sample_messages
+    from labelrouter.mail.maildir import LocalMaildir
+
+    box = LocalMaildir(tmp_path / "Mail")
+    ids = [box.deliver(raw) for _, raw in sample_messages()[:8]]
+    labeler = Labeler(build_context(settings, mode="dry-run", mailbox=box), settings, chunk_size=4)
+    second_encoded = threading.Event()
+    passes: list[int] = []
+    encode = stub_encoder.encode
+
+    def counted(texts):
+        passes.append(len(texts))
+        if len(passes) == 2:
+            second_encoded.set()
+        return encode(texts)
+
+    first_chunk = set(box.list_inbox()[:4])
+    overlapped: list[bool] = []
+    apply_label = box.apply_label
+
+    def apply_once_the_next_chunk_is_encoded(message_id, *args, **kwargs):
+        if message_id in first_chunk:
+            overlapped.append(second_encoded.wait(timeout=10))
+        return apply_label(message_id, *args, **kwargs)
+
+    stub_encoder.encode = counted
+    box.apply_label = apply_once_the_next_chunk_is_encoded
+    with labeler:
+        report = labeler.run_mailbox()
+    assert overlapped == [True] * 4 and passes == [4, 4]
+    assert sorted(o.message_id for o in report.outcomes) == sorted(ids)
 
 
 def test_graph_can_be_extended_with_a_node(ctx):

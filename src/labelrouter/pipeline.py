@@ -6,6 +6,7 @@ import contextvars
 import dataclasses
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -37,6 +38,26 @@ class MessageOutcome:
     status: str = "failed"  # applied | unchanged | dry-run | skipped | repaired | failed
     error: str | None = None
     degraded: list[str] = field(default_factory=list)
+
+
+# Chunks a run has in the graph at once: the next starts when the one before is encoded, so the graph's
+# work after the encoder (scoring, explaining, applying) overlaps the next forward pass.
+CHUNKS_IN_FLIGHT = 2
+
+
+@dataclass
+class _Running:
+    """A chunk's invocations in flight, and the batcher its encoding goes through."""
+
+    messages: list[EmailMessage]
+    futures: list[Future[dict[str, Any]]]
+    batcher: MicroBatcher[Any, Any]
+
+    def wait_encoded(self) -> None:
+        """Until every message of the chunk that needs the encoder has been through it (or has ended)."""
+        while not self.batcher.drained.wait(0.05):
+            if all(f.done() for f in self.futures):
+                return
 
 
 @dataclass
@@ -124,10 +145,10 @@ class Labeler:
         A message's failure is its result (the exception), not the chunk's."""
         results: list[dict[str, Any] | Exception] = []
         for chunk in _chunks(messages, self.chunk_size):
-            results.extend(self._collect(chunk, self._submit(chunk)))
+            results.extend(self._collect(chunk, self._submit(chunk).futures))
         return results
 
-    def _submit(self, chunk: list[EmailMessage]) -> list[Future[dict[str, Any]]]:
+    def _submit(self, chunk: list[EmailMessage]) -> _Running:
         """Start one chunk's graph invocations (at most chunk_size messages) on the labeler's threads."""
         batcher = MicroBatcher(self.ctx.embed_and_score, max_batch=self.chunk_size)
         batcher.expect(len(chunk))
@@ -135,9 +156,11 @@ class Labeler:
         # Submitted together under the lock: a chunk's invocations are never queued behind another
         # caller's, which would leave the batcher waiting for callers that cannot start.
         with self._pool_lock:
-            pool = self._pool = self._pool or ThreadPoolExecutor(self.chunk_size, "labelrouter-label")
-            return [pool.submit(contextvars.copy_context().run, self.graph.invoke, {"message": m},
-                                self._config(m.id), context=ctx) for m in chunk]
+            pool = self._pool = self._pool or ThreadPoolExecutor(self.chunk_size * CHUNKS_IN_FLIGHT,
+                                                                 "labelrouter-label")
+            futures = [pool.submit(contextvars.copy_context().run, self.graph.invoke, {"message": m},
+                                   self._config(m.id), context=ctx) for m in chunk]
+        return _Running(chunk, futures, batcher)
 
     def _collect(self, chunk: list[EmailMessage],
                  futures: list[Future[dict[str, Any]]]) -> list[dict[str, Any] | Exception]:
@@ -229,21 +252,20 @@ class Labeler:
 
     def _label_ids(self, todo: list[str], report: RunReport, record: bool,
                    progress: Callable[[int], None] | None) -> None:
-        """Label these messages chunk by chunk; while one chunk runs through the graph on the labeler's
+        """Label these messages chunk by chunk. While a chunk runs through the graph on the labeler's
         threads, this thread fetches and parses the next (within its time budget, which only this thread
-        can enforce), so the encoder does not wait for the parser between chunks."""
-        running: tuple[list[EmailMessage], list[Future[dict[str, Any]]]] | None = None
+        can enforce), and starts it as soon as the one before is encoded: that one's scoring and applying
+        then overlap the new chunk's forward pass instead of leaving the encoder idle."""
+        running: deque[tuple[_Running, list[MessageOutcome]]] = deque()
         for ids in _chunks(todo, self.chunk_size):
             parsed, unreadable = self._read(ids, record)
-            if running is not None:
-                self._report(*running, report, record, progress)
-            running = (parsed, self._submit(parsed))
-            for outcome in unreadable:  # after the chunk before them, as if read in turn
-                report.outcomes.append(outcome)
-                if progress:
-                    progress(1)
-        if running is not None:
-            self._report(*running, report, record, progress)
+            if running:
+                running[-1][0].wait_encoded()
+            while len(running) >= CHUNKS_IN_FLIGHT:
+                self._report(*running.popleft(), report, record, progress)
+            running.append((self._submit(parsed), unreadable))
+        while running:
+            self._report(*running.popleft(), report, record, progress)
 
     def _read(self, ids: list[str], record: bool) -> tuple[list[EmailMessage], list[MessageOutcome]]:
         mailbox, store = self.ctx.mailbox, self.ctx.store
@@ -269,10 +291,12 @@ class Labeler:
                     store.record_failed(mid, error)  # type: ignore[union-attr]
         return parsed, unreadable
 
-    def _report(self, chunk: list[EmailMessage], futures: list[Future[dict[str, Any]]], report: RunReport,
-                record: bool, progress: Callable[[int], None] | None) -> None:
-        for message, result in zip(chunk, self._collect(chunk, futures), strict=True):
-            report.outcomes.append(self._outcome(message, result, record))
+    def _report(self, chunk: _Running, unreadable: list[MessageOutcome], report: RunReport, record: bool,
+                progress: Callable[[int], None] | None) -> None:
+        outcomes = unreadable + [self._outcome(message, result, record) for message, result in
+                                 zip(chunk.messages, self._collect(chunk.messages, chunk.futures), strict=True)]
+        for outcome in outcomes:
+            report.outcomes.append(outcome)
             if progress:
                 progress(1)
 

@@ -42,6 +42,7 @@ class MicroBatcher(Generic[T, R]):
         self._last_arrival = 0.0
         self.batches: list[int] = []  # sizes of the batches encoded, for tests and benchmarks
         self.quiet_flushes = 0  # batches sent after waiting out max_wait_s for a caller that never came
+        self.drained = threading.Event()  # every expected caller has arrived or withdrawn, and was taken
 
     def expect(self, n: int) -> None:
         """Tell the batcher how many callers are coming, so it need not wait for stragglers."""
@@ -55,6 +56,8 @@ class MicroBatcher(Generic[T, R]):
             self._expected = max(0, self._expected - 1)
             if self._expected == 0:
                 self._cond.notify_all()
+                if not self._pending:
+                    self.drained.set()
 
     def call(self, item: T) -> R:
         future: Future[R] = Future()
@@ -82,6 +85,8 @@ class MicroBatcher(Generic[T, R]):
     def _take(self) -> list[tuple[T, Future[R]]]:
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
         self._queued.difference_update(f for _, f in batch)
+        if self._expected == 0 and not self._pending:
+            self.drained.set()
         self._cond.notify_all()  # callers in this batch stop waiting and block on their future
         return batch
 
