@@ -257,15 +257,19 @@ class Labeler:
         can enforce), and starts it as soon as the one before is encoded: that one's scoring and applying
         then overlap the new chunk's forward pass instead of leaving the encoder idle."""
         running: deque[tuple[_Running, list[MessageOutcome]]] = deque()
-        for ids in _chunks(todo, self.chunk_size):
-            parsed, unreadable = self._read(ids, record)
-            if running:
-                running[-1][0].wait_encoded()
-            while len(running) >= CHUNKS_IN_FLIGHT:
+        try:
+            for ids in _chunks(todo, self.chunk_size):
+                parsed, unreadable = self._read(ids, record)
+                if running:
+                    running[-1][0].wait_encoded()
+                while len(running) >= CHUNKS_IN_FLIGHT:
+                    self._report(*running.popleft(), report, record, progress)
+                running.append((self._submit(parsed), unreadable))
+            while running:
                 self._report(*running.popleft(), report, record, progress)
-            running.append((self._submit(parsed), unreadable))
-        while running:
-            self._report(*running.popleft(), report, record, progress)
+        finally:  # nothing of this run is left working behind an error that leaves it
+            for chunk, _ in running:
+                wait(chunk.futures)
 
     def _read(self, ids: list[str], record: bool) -> tuple[list[EmailMessage], list[MessageOutcome]]:
         mailbox, store = self.ctx.mailbox, self.ctx.store
