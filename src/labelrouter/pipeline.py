@@ -97,7 +97,7 @@ class Labeler:
         self.checkpointer = checkpointer
         self.keep_checkpoints = keep_checkpoints
         self.graph = build_inference_graph(extensions=extensions).compile(checkpointer=checkpointer)
-        # One pool of chunk_size threads for the labeler's life: `graph.batch` starts a fresh pool of 64
+        # One pool of threads for the labeler's life: `graph.batch` starts a fresh pool of 64
         # threads per call, and starting them while the chunk's first invocations hold the GIL cost more
         # than the graph's own steps (benchmarks, "The pipeline against the raw encoder").
         self._pool: ThreadPoolExecutor | None = None

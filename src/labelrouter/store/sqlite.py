@@ -47,7 +47,7 @@ class SQLiteStore(SQLStore):
         try:
             if isinstance(self.path, Path):
                 create_private_file(self.path)
-            # graph.batch runs nodes in worker threads; one connection guarded by a lock serves them all.
+            # The labeler runs the graph in worker threads; one connection guarded by a lock serves them all.
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=30)
             self._conn.row_factory = sqlite3.Row
