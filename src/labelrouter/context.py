@@ -74,9 +74,6 @@ class LabelerContext:
     def archive_threshold(self, label: str) -> float | None:
         return self.router.archive_threshold(label)
 
-    def embed(self, text: str) -> np.ndarray:
-        return self.encoder.encode([text])[0]
-
     def route(self, text: str, document: str) -> Routed:
         """One message's vector and scores: through the chunk's batcher when the labeler set one, so the
         chunk is encoded in one forward pass and scored in one call."""
@@ -96,12 +93,12 @@ class LabelerContext:
         texts = [text for text, _ in items]
         vectors = self.encoder.encode(texts)
 
-        def scored(rows: list[int]) -> list[Routed]:
+        def scored(rows: list[int]) -> list[Routed | BaseException]:
             scores = self.router.score(vectors[rows], [items[i][1] for i in rows], [texts[i] for i in rows])
             return [Routed(vectors[i], scores, k) for k, i in enumerate(rows)]
 
         try:
-            return list(scored(list(range(len(items)))))  # widened: a list of Routed is one of Routed | error
+            return scored(list(range(len(items))))
         except Exception:
             if len(items) == 1:
                 raise

@@ -144,13 +144,20 @@ class LocalMaildir:
                 files[unique] = now
             self._listing[label_id] = (self._stamps(label_id), files)
 
-    def _locations(self, message_id: str) -> dict[str, Path]:
-        locations = {}
+    def _where(self, message_ids: list[str]) -> dict[str, dict[str, Path]]:
+        """message id → {label id: its file there}, one look at each folder for all of them; a message in
+        no folder is left out."""
+        where: dict[str, dict[str, Path]] = {}
         for label_id in self._folders():
-            relative = self._files(label_id).get(message_id)
-            if relative is not None:
-                locations[label_id] = self._dir(label_id) / relative
-        return locations
+            files, base = self._files(label_id), self._dir(label_id)
+            for mid in message_ids:
+                relative = files.get(mid)
+                if relative is not None:
+                    where.setdefault(mid, {})[label_id] = base / relative
+        return where
+
+    def _locations(self, message_id: str) -> dict[str, Path]:
+        return self._where([message_id]).get(message_id, {})
 
     def states(self, message_ids: list[str]) -> dict[str, MessageState]:
         """One listing of every folder, however many messages are asked about. A message is in every folder
@@ -193,13 +200,7 @@ class LocalMaildir:
 
     def fetch_many(self, message_ids: list[str]) -> dict[str, Fetched | MailboxError]:
         """One look at each folder for all of them (a message at a time checks every folder twice)."""
-        where: dict[str, dict[str, Path]] = {}
-        for label_id in self._folders():
-            files, base = self._files(label_id), self._dir(label_id)
-            for mid in message_ids:
-                relative = files.get(mid)
-                if relative is not None:
-                    where.setdefault(mid, {})[label_id] = base / relative
+        where = self._where(message_ids)
         fetched: dict[str, Fetched | MailboxError] = {}
         for mid in message_ids:
             locations = where.get(mid)

@@ -7,9 +7,10 @@ When `run` labels a chunk of messages it invokes the graph for all of them concu
 joined is embedded and scored (`LabelerContext.embed_and_score`).
 A batch is encoded when it is full, when every expected caller has arrived or withdrawn (a message a
 sender rule decided, or one without content, never needs the encoder), or once no caller has arrived for
-`max_wait_s` (a caller whose message failed earlier never arrives; the wait bounds that case). The wait is counted from the latest arrival, not from each caller's own: the graph's threads reach
-the encoder spread over the chunk's summarizing, and a wait per caller cut a chunk of 64 into about four
-forward passes. Half a second of quiet is only ever waited out when an expected caller is not coming (its
+`max_wait_s` (a caller whose message failed earlier never arrives; the wait bounds that case). The wait
+is counted from the latest arrival, not from each caller's own: the graph's threads reach the encoder
+spread over the chunk's summarizing, and a wait per caller cut a chunk of 64 into about four forward
+passes. Half a second of quiet is only ever waited out when an expected caller is not coming (its
 message failed before the encoder); 64 threads sharing the GIL can leave gaps of tens of milliseconds
 between arrivals, and a shorter quiet period split chunks there.
 """
@@ -103,4 +104,3 @@ class MicroBatcher(Generic[T, R]):
                 else:
                     future.set_result(result)
         self.batches.append(len(batch))
-
