@@ -59,3 +59,37 @@ def test_the_minute_budget_stops_a_run(encoder, tmp_path):
                               budget=Budget(steps=1000, examples=100, minutes=0.0), batch_size=4, epochs=100)
     assert report.stopped_by == "minutes" and report.steps == 1
     assert (tmp_path / "bi" / "model.safetensors").exists()
+
+
+def test_a_teacher_s_scores_pull_the_bi_encoder_toward_the_negatives_it_calls_nearly_right(encoder, tmp_path):
+    rows = [{"example_id": f"e{i}-{n}", "label": label, "kind": "correction", "rejected_label": None,
+             "embedded_text": text} for i, (label, texts) in enumerate(MESSAGES.items()) for n, text in enumerate(texts)]
+    texts = [r["embedded_text"] for r in rows]
+    data = retrieval_rows(rows, encoder.encode(texts), LABELS, LabelIndex.build(LABELS, encoder), negatives=2)
+    first_negative = [ids[1] for ids in data.columns["label"]]
+
+    def trained(first_negative_score, name):  # the teacher: the label 4, the first negative this, the other -4
+        teacher = np.array([[4.0, first_negative_score, -4.0]] * len(data))
+        report = train_bi_encoder(packaged_encoder_path(), data, LABELS.tree_distances(), tmp_path / name,
+                                  budget=Budget(steps=8, examples=100, minutes=5), batch_size=6, learning_rate=1e-4,
+                                  epochs=10, teacher=teacher, distill_weight=4.0)
+        assert report.steps == 8 and report.metrics["distill_weight"] == 4.0
+        tuned = Encoder(tmp_path / name)
+        sims = tuned.encode(texts) @ LabelIndex.build(LABELS, tuned).vectors.T
+        return float(np.mean([sims[i, first_negative[i]] for i in range(len(texts))]))
+
+    assert trained(3.5, "nearly-right") > trained(-4.0, "far") + 0.1  # measured: 0.24 vs -0.11
+
+
+def test_teacher_scores_must_cover_every_row_and_candidate(encoder, tmp_path):
+    import pytest
+
+    from labelrouter.errors import LabelRouterError
+
+    rows = [{"example_id": f"e{n}", "label": label, "kind": "gold", "rejected_label": None, "embedded_text": text}
+            for label, texts in MESSAGES.items() for n, text in enumerate(texts)]
+    data = retrieval_rows(rows, encoder.encode([r["embedded_text"] for r in rows]), LABELS,
+                          LabelIndex.build(LABELS, encoder), negatives=2)
+    with pytest.raises(LabelRouterError, match="do not cover"):
+        train_bi_encoder(packaged_encoder_path(), data, LABELS.tree_distances(), tmp_path / "bi",
+                         teacher=np.zeros((len(data), 2)))

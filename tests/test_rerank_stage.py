@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from labelrouter.graph.context import build_context
+from labelrouter.labels import load_label_set
 from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
@@ -92,3 +93,88 @@ def test_a_reranker_joins_the_bundle_when_it_helps_and_rolls_back_with_it(clinc,
     if not kept:
         assert set(registry.artifacts.list("encoders/")) == before
     print(json.dumps({"second": second.stage_reports["reranker"], "third": third.stage_reports["reranker"]}))
+
+
+class Useless:
+    """A reranker that sees no difference between candidates."""
+
+    def rerank(self, texts, candidates, labels):
+        return np.zeros(np.shape(candidates))
+
+
+def test_a_promoted_reranker_is_carried_taught_to_the_bi_encoder_and_switched_off_once_it_stops_helping(
+        clinc, encoder, monkeypatch, tmp_path):  # noqa: F811
+    from labelrouter.models.encoder import packaged_encoder_path
+    from labelrouter.training import rerank_stage, retrieval_stage
+    from labelrouter.training.budget import StageReport
+
+    settings = load_settings(home=tmp_path / "home", labels_path=clinc["labels_json"])
+    store = SQLiteStore(settings.resolved_db_path)
+    registry = registry_at(settings.resolved_models_dir)
+    oracle = Oracle(clinc["train"] + clinc["test_rows"])
+    _import(settings, store, encoder, clinc, clinc["train"][:200], "first")
+    assert run_training(build_training_context(settings, store)).promoted
+
+    # A reranker is promoted (its training stubbed: a model folder stored as the stage stores one; the
+    # oracle scores in its place, so it gains on validation).
+    def stored(base, columns, out_dir, **kwargs):
+        import shutil
+        shutil.copytree(packaged_encoder_path(), out_dir)
+        return StageReport("cross_encoder", steps=1, examples=len(columns["query"]))
+
+    monkeypatch.setattr(rerank_stage, "train_cross_encoder", stored)
+    options = {"min_retrieval": 20, "cache_dir": tmp_path / "cache", "retrieval_budget": Budget(steps=2, examples=64)}
+    _import(settings, store, encoder, clinc, clinc["train"][200:250], "second")
+    ctx = build_training_context(settings, store, stages=frozenset({"head", "rerank"}), **options)
+    ctx._rerankers = lambda version: oracle
+    second = run_training(ctx)
+    assert second.promoted and second.candidate_reranker, second.decision
+    reranker = second.candidate_reranker
+
+    # A nightly head-only run keeps it (fitted again for the new head), because it still helps.
+    _import(settings, store, encoder, clinc, clinc["train"][250:], "third")
+    ctx = build_training_context(settings, store, **options)
+    ctx._rerankers = lambda version: oracle
+    third = run_training(ctx)
+    carried = third.stage_reports["carried_reranker"]
+    assert carried["carried"] == reranker and carried["metrics"]["kept"], carried
+    assert third.promoted and third.candidate_reranker is None, third.decision
+    head = registry.current_head(embedder=encoder.version, dim=encoder.dim)
+    assert head.version == third.candidate_version and head.rerank.version == reranker
+
+    # The weekly retrieval run distils it into the bi-encoder: its scores of each training row's candidates
+    # (the label, then the hard negatives) are the soft targets. Afterwards it no longer helps, so the
+    # candidate bundle goes without it; the registry keeps it for the bundles that name it.
+    taught = {}
+
+    def fine_tune(base, rows, distances, out_dir, **kwargs):
+        taught.update(rows=rows, teacher=kwargs["teacher"])
+        ctx._rerankers = lambda version: Useless()
+        report = StageReport("bi_encoder", steps=0, examples=len(rows))
+        import shutil
+        shutil.copytree(packaged_encoder_path(), out_dir)
+        (out_dir / "distilled.txt").write_text("a version of its own")
+        return report
+
+    monkeypatch.setattr(retrieval_stage, "fine_tune", fine_tune)
+    held = {r["id"] for r in clinc["held_out"]}
+    _import(settings, store, encoder, clinc, [r for r in clinc["test_rows"] if r["id"] not in held][:60], "fourth")
+    ctx = build_training_context(settings, store, stages=frozenset({"head", "retrieval"}), promote_margin=-1.0,
+                                 **options)
+    ctx._rerankers = lambda version: oracle
+    fourth = run_training(ctx)
+    distill = fourth.stage_reports["distill"]
+    assert "bi_encoder" not in fourth.stage_reports and distill["metrics"]["teacher"] == reranker
+    rows, teacher = taught["rows"], taught["teacher"]
+    assert len(rows) == 64 and teacher.shape == (64, 3) and distill["metrics"]["teacher_pairs"] == 192
+    names = load_label_set(settings.labels_path).names
+    for ids, scores, text in zip(rows.columns["label"], teacher, rows.columns["message"], strict=True):
+        assert list(scores) == [5.0 if names[i] == oracle.truth[text] else -5.0 for i in ids]
+    assert distill["metrics"]["teacher_top1_on_rows"] == 1.0
+    switched = fourth.stage_reports["carried_reranker"]
+    assert not switched["metrics"]["kept"] and any("switched off" in s for s in fourth.skipped)
+    assert fourth.promoted, fourth.decision
+    head = registry.current_head(embedder=fourth.candidate_encoder, dim=encoder.dim)
+    assert head.rerank is None and registry.encoders.has(reranker)
+    registry.rollback()  # back to the bundle that reranks, which still finds its cross-encoder
+    assert registry.current_head(embedder=encoder.version, dim=encoder.dim).rerank.version == reranker

@@ -1,12 +1,13 @@
-"""The bi-encoder's loss on fixed batches: same-label candidates are never negatives, and a sibling hard
-negative costs more than a distant one under hierarchy weighting."""
+"""The bi-encoder's loss on fixed batches: same-label candidates are never negatives, a sibling hard
+negative costs more than a distant one under hierarchy weighting, and the distilled loss pulls the
+bi-encoder toward its teacher's preferences among each row's candidates."""
 
 import numpy as np
 import pytest
 import torch
 
 from labelrouter.labels import parse_label_set
-from labelrouter.training.retrieval_loss import LabelRankingLoss
+from labelrouter.training.retrieval_loss import DistilledRankingLoss, LabelRankingLoss
 
 LABELS = parse_label_set({
     "nodes": [{"name": "work"}, {"name": "home"}, {"name": "work.clients", "parent": "work"}],
@@ -76,3 +77,48 @@ def test_another_message_of_the_same_label_is_never_a_negative_and_each_label_co
 def test_an_unknown_weighting_is_refused():
     with pytest.raises(ValueError, match="weighting"):
         LabelRankingLoss(None, LABELS.tree_distances(), weighting="sibling")
+
+
+def test_the_distilled_loss_adds_the_teacher_s_kl_to_the_ranking_loss():
+    torch.manual_seed(1)
+    q, p, n1, n2 = (torch.nn.functional.normalize(torch.randn(3, 8), dim=1) for _ in range(4))
+    ids = torch.tensor([[ACME, GLOBEX, GARDEN], [RECEIPTS, PAYROLL, ACME], [GARDEN, WORK, GLOBEX]], dtype=torch.float32)
+    teacher = torch.tensor([[4.0, 2.0, -3.0], [3.0, -1.0, 0.0], [5.0, 1.0, 1.0]])
+    loss = DistilledRankingLoss(None, LABELS.tree_distances(), weighting="flat", distill_weight=0.5)
+    ranking = LabelRankingLoss(None, LABELS.tree_distances(), weighting="flat")
+    got = float(loss.compute_loss_from_embeddings([q, p, n1, n2], torch.cat([ids, teacher], dim=1)))
+    # By hand: KL(teacher's softmax over the row's 3 candidates ‖ the student's softmax of 20 · cosine).
+    student = torch.stack([20.0 * (q * c).sum(1) for c in (p, n1, n2)], dim=1).log_softmax(1)
+    target = teacher.softmax(1)
+    kl = float((target * (target.log() - student)).sum(1).mean())
+    assert got == pytest.approx(float(ranking.compute_loss_from_embeddings([q, p, n1, n2], ids)) + 0.5 * kl, rel=1e-5)
+
+
+def test_the_teacher_s_preference_among_the_negatives_moves_the_bi_encoder():
+    """Same positive, same negatives: a teacher that calls the first negative nearly right costs less
+    when the student agrees, and its gradient draws the message toward that negative's label text."""
+    q = _unit([1.0, 0.0, 0.0]).requires_grad_(True)
+    p, near, far = _unit([0.9, 0.3, 0.0]), _unit([0.5, 0.8, 0.0]), _unit([0.5, 0.0, 0.8])
+    ids = torch.tensor([[ACME, GLOBEX, GARDEN]], dtype=torch.float32)
+    loss = DistilledRankingLoss(None, LABELS.tree_distances(), weighting="flat", distill_weight=1.0)
+
+    def value(teacher, query=q):
+        return loss.compute_loss_from_embeddings([query, p, near, far], torch.cat([ids, torch.tensor([teacher])], dim=1))
+
+    likes_near, likes_far = [3.0, 2.5, -3.0], [3.0, -3.0, 2.5]
+    leaning = _unit([1.0, 0.2, 0.0])  # a message already a little nearer the first negative
+    assert float(value(likes_near, leaning)) < float(value(likes_far, leaning))
+    value(likes_near).backward()  # from a message as near one negative as the other
+    step = q.detach() - 0.1 * q.grad  # one gradient step on the message's embedding
+    moved_near = float(torch.nn.functional.cosine_similarity(step, near))
+    q.grad = None
+    value(likes_far).backward()
+    other = q.detach() - 0.1 * q.grad
+    assert moved_near > float(torch.nn.functional.cosine_similarity(other, near))
+
+
+def test_the_distilled_loss_wants_ids_and_teacher_scores_for_every_candidate():
+    q = _unit([1.0, 0.0], [0.0, 1.0])
+    loss = DistilledRankingLoss(None, LABELS.tree_distances())
+    with pytest.raises(ValueError, match="label ids, then teacher scores"):
+        loss.compute_loss_from_embeddings([q, q, q], torch.tensor([[ACME, GLOBEX], [GARDEN, ACME]]))

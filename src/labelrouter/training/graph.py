@@ -1,12 +1,15 @@
 """The training graph (separate from inference):
 
-    START → mine_feedback → build_datasets → [train_bi_encoder → reembed] → train_head → evaluate → promote → END
+    START → mine_feedback → build_datasets → [train_bi_encoder | distill_bi_encoder → reembed] → train_head
+          → [train_reranker | carry_reranker] → evaluate → promote → END
 
 `train_head` fits on the training split and `evaluate` judges it on the validation split (the newest
 examples) against the current head; `promote` refits the winner on both before it becomes current. With
-the retrieval stages (`stages`, `training.retrieval_stage`), the bi-encoder is fine-tuned first, the
-examples re-embedded with it, and the head trained on those vectors: encoder, head and label vectors are
-judged and promoted as one bundle. (The cross-encoder and distillation will follow the bi-encoder.)
+the retrieval stages (`stages`, `training.retrieval_stage`), the bi-encoder is fine-tuned first — distilled
+from the current bundle's cross-encoder when it has one — the examples re-embedded with it, and the head
+trained on those vectors: encoder, head and label vectors are judged and promoted as one bundle. With the
+rerank stage a cross-encoder is trained for the candidate (`training.rerank_stage`); without it, a
+current bundle's cross-encoder is carried into the candidate while it still gains on validation.
 
 Conditional edges end the run early, saying why, when a stage lacks data or the candidate loses.
 
@@ -54,9 +57,14 @@ from labelrouter.training.head import (
     train_hybrid_head,
     train_important,
 )
-from labelrouter.training.rerank_stage import discard_candidate_reranker, train_reranker
+from labelrouter.training.rerank_stage import carry_reranker, discard_candidate_reranker, train_reranker
 from labelrouter.training.retrieval_data import KIND_WEIGHTS
-from labelrouter.training.retrieval_stage import discard_candidate_encoder, reembed, train_bi_encoder
+from labelrouter.training.retrieval_stage import (
+    discard_candidate_encoder,
+    distill_bi_encoder,
+    reembed,
+    train_bi_encoder,
+)
 
 SCALE_CHOSEN_ON = "dense_scale_chosen_on"  # head metric: the training-set size its scale trials ran on
 
@@ -212,6 +220,7 @@ class TrainingState(BaseModel):
     candidate_version: str | None = None
     candidate_encoder: str | None = None  # a fine-tuned encoder this run is judging (`train_bi_encoder`)
     candidate_reranker: str | None = None  # a cross-encoder in the candidate bundle (`train_reranker`)
+    current_reranker: str | None = None  # the current bundle's cross-encoder (`distill_bi_encoder`, `carry_reranker`)
     stage_reports: Annotated[dict[str, Any], _merge] = Field(default_factory=dict)
     important_val_ids: list[str] = Field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -259,7 +268,7 @@ def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
     scale, chosen_on = _known_scale(current, len(train))
     return {"train_ids": [state.example_ids[i] for i in train], "val_ids": [state.example_ids[i] for i in val],
             "val_unlearned": fair, "n_unlearned": int(unlearned.sum()), "known_scale": scale,
-            "scale_chosen_on": chosen_on}
+            "scale_chosen_on": chosen_on, "current_reranker": current.rerank.version if current.rerank else None}
 
 
 def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
@@ -269,8 +278,10 @@ def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> s
         return "not_enough_data"
     if not state.n_unlearned:
         return "nothing_new"
-    # The retrieval stages (the cross-encoder and distillation will follow the bi-encoder here).
-    return "train_bi_encoder" if "retrieval" in ctx.stages else "train_head"
+    if "retrieval" not in ctx.stages:
+        return "train_head"
+    # A promoted cross-encoder beat the bundle without it on validation: the bi-encoder learns from it.
+    return "distill_bi_encoder" if state.current_reranker else "train_bi_encoder"
 
 
 def _unlearned(head: Any, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -337,7 +348,9 @@ def train_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[
 
 
 def after_head(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
-    return "train_reranker" if "rerank" in runtime.context.stages else "evaluate"
+    if "rerank" in runtime.context.stages:
+        return "train_reranker"
+    return "carry_reranker" if state.current_reranker else "evaluate"
 
 
 def _known_scale(current: Any, n_train: int) -> tuple[float | None, int]:
@@ -496,19 +509,22 @@ def build_training_graph(default_context: Callable[[], TrainingContext] | None =
             return step(state, runtime)
         return run
 
-    for node in (mine_feedback, build_datasets, not_enough_data, nothing_new, train_bi_encoder, reembed, train_head,
-                 train_reranker, evaluate, promote, reject):
+    for node in (mine_feedback, build_datasets, not_enough_data, nothing_new, train_bi_encoder, distill_bi_encoder,
+                 reembed, train_head, train_reranker, carry_reranker, evaluate, promote, reject):
         builder.add_node(node.__name__, served(node))
     builder.add_edge(START, "mine_feedback")
     builder.add_edge("mine_feedback", "build_datasets")
     builder.add_conditional_edges("build_datasets", served(after_datasets),
-                                  ["not_enough_data", "nothing_new", "train_bi_encoder", "train_head"])
+                                  ["not_enough_data", "nothing_new", "train_bi_encoder", "distill_bi_encoder",
+                                   "train_head"])
     builder.add_edge("train_bi_encoder", "reembed")
+    builder.add_edge("distill_bi_encoder", "reembed")
     builder.add_edge("reembed", "train_head")
     builder.add_edge("not_enough_data", END)
     builder.add_edge("nothing_new", END)
-    builder.add_conditional_edges("train_head", served(after_head), ["train_reranker", "evaluate"])
+    builder.add_conditional_edges("train_head", served(after_head), ["train_reranker", "carry_reranker", "evaluate"])
     builder.add_edge("train_reranker", "evaluate")
+    builder.add_edge("carry_reranker", "evaluate")
     builder.add_conditional_edges("evaluate", served(gate), ["promote", "reject"])
     builder.add_edge("promote", END)
     builder.add_edge("reject", END)

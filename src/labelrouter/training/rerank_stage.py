@@ -1,7 +1,8 @@
 """The rerank stage of the training graph: a cross-encoder trained on this run's examples, kept in the
-candidate bundle only when it makes validation decisions better.
+candidate bundle only when it makes validation decisions better; or, in a run that trains none, the
+current bundle's cross-encoder carried into the candidate while it still does.
 
-    train_head → train_reranker → evaluate → promote | reject
+    train_head → train_reranker | carry_reranker → evaluate → promote | reject
 
 The graph comes here only when the run was asked for it (`labelrouter train --stages rerank|all`). The
 cross-encoder starts from the packaged MiniLM (`training.cross_encoder`) and learns, per training example,
@@ -11,7 +12,8 @@ head's k best labels; a and b of the router-weight mapping (100 · σ(a · logit
 of its logits to "this candidate is the message's label" there. It joins the bundle (`head.rerank`) only if
 router × head with it is right more often than without by more than the paired standard error; `evaluate`
 then judges and refits the fallback threshold with it on, and promotion or rollback moves it with the head.
-A reranker not kept, or a bundle rejected, leaves nothing behind in the registry.
+A reranker not kept, or a bundle rejected, leaves nothing behind in the registry. A new one not kept
+leaves the current bundle's to be judged for the candidate as `carry_reranker` does.
 """
 
 from __future__ import annotations
@@ -36,12 +38,11 @@ RERANKER_NAME = "labelrouter-rerank"  # the name of a cross-encoder this project
 
 def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     from labelrouter.models.encoder import packaged_encoder_path
-    from labelrouter.training.graph import documents, texts
-    from labelrouter.training.head import paired_standard_error
 
     ctx = runtime.context
     if len(state.train_ids) < ctx.min_retrieval:
-        return {"skipped": [f"train_reranker: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"]}
+        return {"skipped": [f"train_reranker: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"],
+                **_carried(state, runtime)}
     encoder = state.candidate_encoder or ctx.encoder.version
     candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
     routed = ctx.router_for(encoder).with_head(candidate)
@@ -49,16 +50,70 @@ def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
     columns = listwise_rows(rows, X, ctx.labels, routed.active_index, k=ctx.rerank_k, loss="listnet",
                             at_most=ctx.retrieval_budget.examples, kind_weights=KIND_WEIGHTS)
     if len(columns["query"]) < ctx.min_retrieval:
-        return {"skipped": [f"train_reranker: {len(columns['query'])} examples with text (need {ctx.min_retrieval})"]}
+        return {"skipped": [f"train_reranker: {len(columns['query'])} examples with text (need {ctx.min_retrieval})"],
+                **_carried(state, runtime)}
     with tempfile.TemporaryDirectory(prefix="labelrouter-reranker-") as scratch:
         report = train_cross_encoder(packaged_encoder_path(), columns, Path(scratch) / "model",
                                      budget=ctx.retrieval_budget, epochs=100, progress=ctx.progress)
         version = ctx.registry.encoders.put(Path(scratch) / "model", name=RERANKER_NAME)
-    # On validation: the candidate head's k best labels, rescored.
+    spec, metrics = _judge(ctx, state, version, ctx.rerank_k)
+    report.metrics.update(metrics)
+    reports = {"stage_reports": {"reranker": report.to_json()}}
+    if spec is None:
+        ctx.registry.encoders.delete(version)
+        skipped = [f"train_reranker: not kept (validation top-1 {metrics['validation_top1_with']:.4f} with it, "
+                   f"{metrics['validation_top1_without']:.4f} without)"]
+        carried = _carried(state, runtime)  # the bundle's reranker may still earn its place
+        return {**reports, **carried, "skipped": skipped + carried.get("skipped", [])}
+    candidate.rerank = spec
+    ctx.registry.stage(candidate)
+    return {**reports, "candidate_reranker": version}
+
+
+def carry_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
+    """A run that trains no cross-encoder, while the current bundle reranks with one: the candidate keeps
+    it — a nightly head run would otherwise switch off a reranker the gate promoted — with a and b fitted
+    again for the candidate's router × head, but only while it still gains more than the paired standard
+    error on validation. When the head or a distilled bi-encoder has caught up, it is left out of the
+    candidate bundle (inference then saves its k cross-encoder passes per message); it stays in the
+    registry, where the bundles that name it (the current one, a rollback) still find it."""
+    return _carried(state, runtime)
+
+
+def _carried(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    if not state.current_reranker:
+        return {}
+    current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
+    k = current.rerank.k if current.rerank is not None else ctx.rerank_k
+    spec, metrics = _judge(ctx, state, state.current_reranker, k)
+    report = {"stage": "reranker", "carried": state.current_reranker, "metrics": metrics}
+    if spec is None:
+        return {"stage_reports": {"carried_reranker": report},
+                "skipped": [f"carry_reranker: switched off {state.current_reranker} (validation top-1 "
+                            f"{metrics['validation_top1_with']:.4f} with it, {metrics['validation_top1_without']:.4f} without)"]}
+    encoder = state.candidate_encoder or ctx.encoder.version
+    candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
+    candidate.rerank = spec
+    ctx.registry.stage(candidate)
+    return {"stage_reports": {"carried_reranker": report}}
+
+
+def _judge(ctx: TrainingContext, state: TrainingState, version: str, k: int) -> tuple[RerankSpec | None, dict[str, Any]]:
+    """On validation, the candidate head's k best labels rescored by the cross-encoder `version`: its
+    calibrated spec when router × head with it is right more often than without by more than the paired
+    standard error (else None), and the figures either way."""
+    from labelrouter.training.graph import documents, texts
+    from labelrouter.training.head import paired_standard_error
+
+    encoder = state.candidate_encoder or ctx.encoder.version
+    candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
+    candidate.rerank = None  # judged against the candidate without any reranker
+    routed = ctx.router_for(encoder).with_head(candidate)
     X_val, y_val, val_rows = ctx.matrix(state.val_ids, encoder)
     gold = np.array([ctx.labels.index(label) for label in y_val])
     plain = routed.score(X_val, documents(val_rows))
-    candidates = top_candidates(plain, ctx.rerank_k, routed.index.routable)
+    candidates = top_candidates(plain, k, routed.index.routable)
     logits = ctx.rerankers(version).rerank(texts(val_rows), candidates, ctx.labels)
     a, b = _calibration(logits, candidates == gold[:, None])
     reranked = rerank(plain, candidates, logits, a, b, routed.scoring, routed.index.routable,
@@ -66,17 +121,10 @@ def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
     right_plain, right_reranked = plain.top == gold, reranked.top == gold
     gain = float(right_reranked.mean() - right_plain.mean())
     keep = gain > paired_standard_error(right_reranked, right_plain)
-    report.metrics.update({"validation_top1_without": round(float(right_plain.mean()), 4),
-                           "validation_top1_with": round(float(right_reranked.mean()), 4),
-                           "k": ctx.rerank_k, "a": round(a, 4), "b": round(b, 4), "kept": keep})
-    reports = {"stage_reports": {"reranker": report.to_json()}}
-    if not keep:
-        ctx.registry.encoders.delete(version)
-        return {**reports, "skipped": [f"train_reranker: not kept (validation top-1 {right_reranked.mean():.4f} with it, "
-                                       f"{right_plain.mean():.4f} without)"]}
-    candidate.rerank = RerankSpec(version=version, k=ctx.rerank_k, a=a, b=b)
-    ctx.registry.stage(candidate)
-    return {**reports, "candidate_reranker": version}
+    metrics = {"validation_top1_without": round(float(right_plain.mean()), 4),
+               "validation_top1_with": round(float(right_reranked.mean()), 4),
+               "k": k, "a": round(a, 4), "b": round(b, 4), "kept": keep}
+    return (RerankSpec(version=version, k=k, a=a, b=b) if keep else None), metrics
 
 
 def _calibration(logits: np.ndarray, is_label: np.ndarray) -> tuple[float, float]:
@@ -92,6 +140,7 @@ def _calibration(logits: np.ndarray, is_label: np.ndarray) -> tuple[float, float
 
 
 def discard_candidate_reranker(ctx: TrainingContext, version: str | None) -> None:
-    """A rejected bundle's reranker goes with it (it was trained for this candidate alone)."""
+    """A rejected bundle's reranker goes with it (it was trained for this candidate alone; a carried one,
+    the current bundle's, is never a candidate's own)."""
     if version:
         ctx.registry.encoders.delete(version)

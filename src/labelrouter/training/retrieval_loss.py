@@ -84,3 +84,43 @@ def _first_of_each_label(ids: Tensor) -> Tensor:
     mask = torch.zeros_like(first_sorted)
     mask[order] = first_sorted
     return mask
+
+
+class DistilledRankingLoss(nn.Module):
+    """`LabelRankingLoss` plus sentence-transformers' `DistillKLDivLoss` on the same embeddings: the seed's
+    "MNR + KL distillation". The KL term makes the bi-encoder's distribution over each row's own
+    candidates (its positive and hard negatives: softmax of `scale` × cosine, the ranking loss's logits)
+    follow a teacher's — the promoted cross-encoder's logits for the same (message, label) pairs
+    (`training.retrieval_stage.distill_bi_encoder`) — so it learns which wrong labels are nearly right, not
+    only which one is right. `labels` rows are the candidates' label ids, then the teacher's scores of the
+    same candidates, in column order."""
+
+    def __init__(self, model: Any, distances: np.ndarray, *, weighting: Literal["flat", "hierarchy"] = "hierarchy",
+                 scale: float = 20.0, distill_weight: float = 1.0, teacher_temperature: float = 1.0):
+        from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
+
+        super().__init__()
+        self.model, self.scale, self.distill_weight = model, scale, distill_weight
+        self.ranking = LabelRankingLoss(model, distances, scale=scale, weighting=weighting)
+        self.distill = DistillKLDivLoss(model, similarity_fct=self._scaled_cosine,
+                                        teacher_temperature=teacher_temperature)
+
+    def _scaled_cosine(self, a: Tensor, b: Tensor) -> Tensor:
+        return (_normalized(a) * _normalized(b)).sum(dim=1) * self.scale
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        from sentence_transformers.base.losses.merged_forward import embed_columns
+
+        return self.compute_loss_from_embeddings(embed_columns(self.model, sentence_features), labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
+        n = len(embeddings) - 1
+        if labels.dim() != 2 or labels.size(1) != 2 * n:
+            raise ValueError(f"expected labels of {2 * n} columns (label ids, then teacher scores), got {tuple(labels.shape)}")
+        ids, teacher = labels[:, :n], labels[:, n:].float()
+        return self.ranking.compute_loss_from_embeddings(embeddings, ids) + \
+            self.distill_weight * self.distill.compute_loss_from_embeddings(embeddings, teacher)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {**self.ranking.get_config_dict(), "distill_weight": self.distill_weight,
+                **{f"distill_{k}": v for k, v in self.distill.get_config_dict().items() if k != "similarity_fct"}}

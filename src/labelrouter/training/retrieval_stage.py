@@ -2,7 +2,14 @@
 with it, so `train_head` fits the candidate head on the candidate encoder's vectors and the gate judges
 encoder + head + label vectors as one bundle against the current one.
 
-    build_datasets → train_bi_encoder → reembed → train_head → evaluate → promote | reject
+    build_datasets → train_bi_encoder | distill_bi_encoder → reembed → train_head → evaluate → promote | reject
+
+`distill_bi_encoder` takes the place of `train_bi_encoder` once the current bundle reranks with a
+cross-encoder — one that was promoted, so it measurably beat the bundle without it on validation: the
+bi-encoder then learns from the same rows with MNR *and* the cross-encoder's scores of each row's
+candidates as soft targets (`DistilledRankingLoss`). The reranker stays in the bundle only while it still
+gains on validation (`training.rerank_stage.carry_reranker`): when the distilled bi-encoder has caught up,
+it is switched off and inference saves its k cross-encoder passes per message.
 
 The graph comes here only when the run was asked for retrieval (`stages`). With fewer training examples
 than `min_retrieval` both are no-ops (`train_bi_encoder` says why in `skipped`): the head then trains on
@@ -18,35 +25,78 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
+from labelrouter.training.bi_encoder import BATCH_SIZE
 from labelrouter.training.bi_encoder import train_bi_encoder as fine_tune
-from labelrouter.training.retrieval_data import KIND_WEIGHTS, retrieval_rows
+from labelrouter.training.retrieval_data import KIND_WEIGHTS, RetrievalRows, retrieval_rows
 
 if TYPE_CHECKING:
     from labelrouter.training.graph import TrainingContext, TrainingState
 
 FINE_TUNED_NAME = "labelrouter-minilm"  # the name of an encoder this project fine-tuned (its version: name@fingerprint)
+TEACHER_BATCH = 256  # rows the teacher scores between two progress lines
 
 
 def train_bi_encoder(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """Fine-tune the current encoder on the training split's (message, label, hard negatives) rows within
     the context's budget, and store it in the registry as a candidate encoder."""
-    ctx = runtime.context
+    return _fine_tune(state, runtime.context, teacher=None)
+
+
+def distill_bi_encoder(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
+    """`train_bi_encoder` with the current bundle's cross-encoder as teacher (`after_datasets` comes here
+    only when there is one)."""
+    return _fine_tune(state, runtime.context, teacher=state.current_reranker)
+
+
+def _fine_tune(state: TrainingState, ctx: TrainingContext, teacher: str | None) -> dict[str, Any]:
+    stage = "distill_bi_encoder" if teacher else "train_bi_encoder"
     if len(state.train_ids) < ctx.min_retrieval:
-        return {"skipped": [f"train_bi_encoder: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"]}
+        return {"skipped": [f"{stage}: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"]}
 
     X, _, rows = ctx.matrix(state.train_ids)
     data = retrieval_rows(rows, X, ctx.labels, ctx.router.index, negatives=2, at_most=ctx.retrieval_budget.examples,
                           kind_weights=KIND_WEIGHTS)
     if len(data) < ctx.min_retrieval:
-        return {"skipped": [f"train_bi_encoder: {len(data)} examples with text (need {ctx.min_retrieval})"]}
+        return {"skipped": [f"{stage}: {len(data)} examples with text (need {ctx.min_retrieval})"]}
+    scores, teacher_report = None, {}
+    if teacher:
+        # Only the rows the budget lets the trainer see are worth a cross-encoder pass (one epoch at most).
+        data = _first(data, min(len(data), ctx.retrieval_budget.steps * BATCH_SIZE))
+        scores, teacher_report = _teacher_scores(ctx, teacher, data)
     with tempfile.TemporaryDirectory(prefix="labelrouter-bi-encoder-") as scratch:
         report = fine_tune(ctx.encoder.path, data, ctx.labels.tree_distances(), Path(scratch) / "model",
-                           weighting=ctx.retrieval_weighting, budget=ctx.retrieval_budget, progress=ctx.progress)
+                           weighting=ctx.retrieval_weighting, budget=ctx.retrieval_budget, teacher=scores,
+                           progress=ctx.progress)
         version = ctx.registry.encoders.put(Path(scratch) / "model", name=FINE_TUNED_NAME)
     report.metrics["negative_sources"] = data.negative_sources
-    return {"candidate_encoder": version, "stage_reports": {"bi_encoder": report.to_json()}}
+    report.metrics.update(teacher_report)
+    return {"candidate_encoder": version, "stage_reports": {"distill" if teacher else "bi_encoder": report.to_json()}}
+
+
+def _first(data: RetrievalRows, n: int) -> RetrievalRows:
+    """The first `n` rows (they were drawn at random by kind weight: any prefix is a fair sample)."""
+    return RetrievalRows({k: v[:n] for k, v in data.columns.items()}, data.example_ids[:n], data.negative_sources)
+
+
+def _teacher_scores(ctx: TrainingContext, teacher: str, data: RetrievalRows) -> tuple[np.ndarray, dict[str, Any]]:
+    """The cross-encoder's logits for each row's candidates (its label, then its hard negatives)."""
+    started = time.perf_counter()
+    reranker = ctx.rerankers(teacher)
+    candidates = np.asarray(data.columns["label"], dtype=np.int64)
+    messages = data.columns["message"]
+    parts = []
+    for start in range(0, len(messages), TEACHER_BATCH):
+        parts.append(reranker.rerank(messages[start:start + TEACHER_BATCH], candidates[start:start + TEACHER_BATCH],
+                                     ctx.labels))
+        ctx.progress(f"teacher scores: {min(start + TEACHER_BATCH, len(messages))}/{len(messages)}")
+    scores = np.vstack(parts)
+    seconds = time.perf_counter() - started
+    agrees = float(np.mean(scores.argmax(axis=1) == 0))  # its best candidate is the row's label
+    return scores, {"teacher": teacher, "teacher_pairs": int(scores.size), "teacher_seconds": round(seconds, 1),
+                    "teacher_top1_on_rows": round(agrees, 4)}
 
 
 def reembed(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
