@@ -2,6 +2,7 @@
 candidate lists, then reranking each test message's top-K, against retrieval alone and the head, in one run.
 
     .venv/bin/python benchmarks/bench_rerank.py --set clinc150 --losses listnet,listnet-soft,lambda --steps 150[,600] [--k 8] [--device cuda]
+        [--save bench-out/teacher-clinc150]   # keep the last configuration's cross-encoder (a teacher for bench_retrieval.py)
 
 Per configuration: top-1 of the reranked top-K of router × head (the cross-encoder alone, and × the head's
 weights), the share of errors that are sibling confusions, pairs and messages per second of reranking,
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--candidates", type=Path, default=None,
                         help="npz of the test messages' candidates: read when it exists, else computed and written")
+    parser.add_argument("--save", type=Path, default=None, help="keep the last configuration's cross-encoder here")
     add_device_arguments(parser)
     args = parser.parse_args()
 
@@ -120,6 +123,9 @@ def main() -> None:
             start = time.perf_counter()
             scores = reranker.rerank([texts[i] for i in test], top_k, labels)
             rerank_s = time.perf_counter() - start
+            if args.save is not None:
+                shutil.rmtree(args.save, ignore_errors=True)
+                shutil.copytree(Path(tmp) / "ce", args.save)
         pred = top_k[np.arange(len(test)), scores.argmax(axis=1)]
         p = np.exp(scores - scores.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)

@@ -8,7 +8,11 @@ description retrieval (Recall@5/@20), the head trained on them, router × head �
 pipeline (embedding included) per configuration.
 
     .venv/bin/python benchmarks/bench_retrieval.py --set clinc150 --budgets 150,470 [--weightings flat,hierarchy]
-        [--test-limit N] [--out bench-out/retrieval-clinc150.json] [--device cuda]
+        [--test-limit N] [--out bench-out/retrieval-clinc150.json] [--device cuda] [--teacher DIR]
+
+`--teacher DIR` (a cross-encoder folder, e.g. `bench_rerank.py --save`): each configuration is also run
+distilled — the same rows and budget, the loss `DistilledRankingLoss` on the teacher's scores of each row's
+candidates, as the training graph's `distill_bi_encoder` does.
 
 `--test-limit` evaluates on the first N test messages (a long-mail set costs ~30 minutes per re-embedding
 on two cores); the head then still trains on all of train.
@@ -26,9 +30,12 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
+
 from labelrouter.evaluation import Evaluator  # noqa: E402
 from labelrouter.models.encoder import Encoder, load_encoder, packaged_encoder_path  # noqa: E402
 from labelrouter.models.label_index import LabelIndex  # noqa: E402
+from labelrouter.models.reranker import CrossEncoderReranker  # noqa: E402
 from labelrouter.models.scoring import ScoringParams  # noqa: E402
 from labelrouter.training.bi_encoder import train_bi_encoder  # noqa: E402
 from labelrouter.training.budget import Budget  # noqa: E402
@@ -86,6 +93,8 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--cache", type=Path, default=Path(".labelrouter/cache/eval-embeddings"))
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--teacher", type=Path, default=None, help="a cross-encoder folder: also run each configuration distilled")
+    parser.add_argument("--distill-only", action="store_true", help="with --teacher: only the distilled runs")
     add_device_arguments(parser)
     args = parser.parse_args()
 
@@ -112,22 +121,36 @@ def main() -> None:
     distances = base_eval.labels.tree_distances()
     out = args.out or Path(f"bench-out/retrieval-{args.set}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    teacher = None if args.teacher is None else CrossEncoderReranker(args.teacher, device=args.device,
+                                                                     batch_size=embed_batch(args))
+    distilled = [False, True] if teacher and not args.distill_only else [bool(teacher)]
     for steps in [int(s) for s in args.budgets.split(",")]:
         for weighting in args.weightings.split(","):
-            with tempfile.TemporaryDirectory() as tmp:
-                report = train_bi_encoder(packaged_encoder_path(), built, distances, Path(tmp) / "bi",
-                                          weighting=weighting,  # type: ignore[arg-type]
-                                          budget=Budget(steps=steps, examples=args.examples, minutes=args.minutes),
-                                          batch_size=args.batch_size, epochs=100, device=args.device,
-                                          progress=lambda m: print(m, flush=True))
-                tuned = Encoder(Path(tmp) / "bi", device=args.device, autocast="off", batch_size=embed_batch(args))
-                run = {"weighting": weighting, "budget_steps": steps, "training": report.to_json(),
-                       "rows_build_s": round(build_s, 1), "negative_sources": built.negative_sources,
-                       **evaluate(data, tuned, args.cache)}
-            results["runs"].append(run)
-            print(json.dumps(run, indent=1), flush=True)
-            out.write_text(json.dumps(results, indent=2) + "\n")  # after every run: a cut-off one keeps the rest
-
+            for distill in distilled:
+                rows_used, scores, teacher_report = built, None, {}
+                if distill:  # as `distill_bi_encoder`: only the rows the step budget reaches are scored
+                    rows_used = built.first(min(steps * args.batch_size, args.examples))
+                    start = time.perf_counter()
+                    scores = teacher.rerank(rows_used.columns["message"],  # type: ignore[union-attr]
+                                            np.asarray(rows_used.columns["label"]), base_eval.labels)
+                    teacher_report = {"teacher": str(args.teacher), "teacher_pairs": int(scores.size),
+                                      "teacher_seconds": round(time.perf_counter() - start, 1),
+                                      "teacher_top1_on_rows": round(float(np.mean(scores.argmax(axis=1) == 0)), 4)}
+                    print(json.dumps(teacher_report), flush=True)
+                with tempfile.TemporaryDirectory() as tmp:
+                    report = train_bi_encoder(packaged_encoder_path(), rows_used, distances, Path(tmp) / "bi",
+                                              weighting=weighting,  # type: ignore[arg-type]
+                                              budget=Budget(steps=steps, examples=args.examples, minutes=args.minutes),
+                                              batch_size=args.batch_size, epochs=100, device=args.device, teacher=scores,
+                                              progress=lambda m: print(m, flush=True))
+                    tuned = Encoder(Path(tmp) / "bi", device=args.device, autocast="off", batch_size=embed_batch(args))
+                    run = {"weighting": weighting, "distilled": distill, "budget_steps": steps,
+                           "training": report.to_json(), **teacher_report,
+                           "rows_build_s": round(build_s, 1), "negative_sources": built.negative_sources,
+                           **evaluate(data, tuned, args.cache)}
+                results["runs"].append(run)
+                print(json.dumps(run, indent=1), flush=True)
+                out.write_text(json.dumps(results, indent=2) + "\n")  # after every run: a cut-off one keeps the rest
 
 if __name__ == "__main__":
     main()

@@ -90,8 +90,9 @@ def test_a_reranker_joins_the_bundle_when_it_helps_and_rolls_back_with_it(clinc,
     third = run_training(build_training_context(settings, store, **options))
     kept = third.stage_reports["reranker"]["metrics"]["kept"]
     assert (third.candidate_reranker is not None) == kept
-    if not kept:
+    if not kept:  # the current bundle's reranker was judged for the candidate too (and stays in the registry)
         assert set(registry.artifacts.list("encoders/")) == before
+        assert third.stage_reports["carried_reranker"]["carried"] == second.candidate_reranker
     print(json.dumps({"second": second.stage_reports["reranker"], "third": third.stage_reports["reranker"]}))
 
 

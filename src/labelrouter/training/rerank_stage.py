@@ -64,7 +64,8 @@ def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
         skipped = [f"train_reranker: not kept (validation top-1 {metrics['validation_top1_with']:.4f} with it, "
                    f"{metrics['validation_top1_without']:.4f} without)"]
         carried = _carried(state, runtime)  # the bundle's reranker may still earn its place
-        return {**reports, **carried, "skipped": skipped + carried.get("skipped", [])}
+        return {"stage_reports": {**reports["stage_reports"], **carried.get("stage_reports", {})},
+                "skipped": skipped + carried.get("skipped", [])}
     candidate.rerank = spec
     ctx.registry.stage(candidate)
     return {**reports, "candidate_reranker": version}

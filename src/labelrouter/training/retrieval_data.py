@@ -44,6 +44,10 @@ class RetrievalRows:
     def __len__(self) -> int:
         return len(self.example_ids)
 
+    def first(self, n: int) -> RetrievalRows:
+        """The first `n` rows (drawn at random by kind weight: any prefix is a fair sample)."""
+        return RetrievalRows({k: v[:n] for k, v in self.columns.items()}, self.example_ids[:n], self.negative_sources)
+
 
 def retrieval_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, index: LabelIndex,
                    *, negatives: int = 2, at_most: int | None = None, kind_weights: dict[str, float] | None = None,

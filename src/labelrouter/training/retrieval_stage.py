@@ -64,7 +64,7 @@ def _fine_tune(state: TrainingState, ctx: TrainingContext, teacher: str | None) 
     scores, teacher_report = None, {}
     if teacher:
         # Only the rows the budget lets the trainer see are worth a cross-encoder pass (one epoch at most).
-        data = _first(data, min(len(data), ctx.retrieval_budget.steps * BATCH_SIZE))
+        data = data.first(ctx.retrieval_budget.steps * BATCH_SIZE)
         scores, teacher_report = _teacher_scores(ctx, teacher, data)
     with tempfile.TemporaryDirectory(prefix="labelrouter-bi-encoder-") as scratch:
         report = fine_tune(ctx.encoder.path, data, ctx.labels.tree_distances(), Path(scratch) / "model",
@@ -74,11 +74,6 @@ def _fine_tune(state: TrainingState, ctx: TrainingContext, teacher: str | None) 
     report.metrics["negative_sources"] = data.negative_sources
     report.metrics.update(teacher_report)
     return {"candidate_encoder": version, "stage_reports": {"distill" if teacher else "bi_encoder": report.to_json()}}
-
-
-def _first(data: RetrievalRows, n: int) -> RetrievalRows:
-    """The first `n` rows (they were drawn at random by kind weight: any prefix is a fair sample)."""
-    return RetrievalRows({k: v[:n] for k, v in data.columns.items()}, data.example_ids[:n], data.negative_sources)
 
 
 def _teacher_scores(ctx: TrainingContext, teacher: str, data: RetrievalRows) -> tuple[np.ndarray, dict[str, Any]]:
