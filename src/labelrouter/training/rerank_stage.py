@@ -41,8 +41,8 @@ def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
 
     ctx = runtime.context
     if len(state.train_ids) < ctx.min_retrieval:
-        return {"skipped": [f"train_reranker: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"],
-                **_carried(state, runtime)}
+        return _and_carried(state, runtime, {}, f"train_reranker: {len(state.train_ids)} training examples "
+                                                f"(need {ctx.min_retrieval})")
     encoder = state.candidate_encoder or ctx.encoder.version
     candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
     routed = ctx.router_for(encoder).with_head(candidate)
@@ -50,25 +50,30 @@ def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
     columns = listwise_rows(rows, X, ctx.labels, routed.active_index, k=ctx.rerank_k, loss="listnet",
                             at_most=ctx.retrieval_budget.examples, kind_weights=KIND_WEIGHTS)
     if len(columns["query"]) < ctx.min_retrieval:
-        return {"skipped": [f"train_reranker: {len(columns['query'])} examples with text (need {ctx.min_retrieval})"],
-                **_carried(state, runtime)}
+        return _and_carried(state, runtime, {}, f"train_reranker: {len(columns['query'])} examples with text "
+                                                f"(need {ctx.min_retrieval})")
     with tempfile.TemporaryDirectory(prefix="labelrouter-reranker-") as scratch:
         report = train_cross_encoder(packaged_encoder_path(), columns, Path(scratch) / "model",
                                      budget=ctx.retrieval_budget, epochs=100, progress=ctx.progress)
         version = ctx.registry.encoders.put(Path(scratch) / "model", name=RERANKER_NAME)
     spec, metrics = _judge(ctx, state, version, ctx.rerank_k)
     report.metrics.update(metrics)
-    reports = {"stage_reports": {"reranker": report.to_json()}}
+    reports = {"reranker": report.to_json()}
     if spec is None:
         ctx.registry.encoders.delete(version)
-        skipped = [f"train_reranker: not kept (validation top-1 {metrics['validation_top1_with']:.4f} with it, "
-                   f"{metrics['validation_top1_without']:.4f} without)"]
-        carried = _carried(state, runtime)  # the bundle's reranker may still earn its place
-        return {"stage_reports": {**reports["stage_reports"], **carried.get("stage_reports", {})},
-                "skipped": skipped + carried.get("skipped", [])}
+        return _and_carried(state, runtime, reports, f"train_reranker: not kept (validation top-1 "
+                            f"{metrics['validation_top1_with']:.4f} with it, {metrics['validation_top1_without']:.4f} without)")
     candidate.rerank = spec
     ctx.registry.stage(candidate)
-    return {**reports, "candidate_reranker": version}
+    return {"stage_reports": reports, "candidate_reranker": version}
+
+
+def _and_carried(state: TrainingState, runtime: Runtime[TrainingContext], reports: dict[str, Any],
+                 skipped: str) -> dict[str, Any]:
+    """No new reranker for the candidate: the current bundle's may still earn its place there."""
+    carried = _carried(state, runtime)
+    return {"stage_reports": {**reports, **carried.get("stage_reports", {})},
+            "skipped": [skipped, *carried.get("skipped", [])]}
 
 
 def carry_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
