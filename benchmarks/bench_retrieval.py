@@ -129,7 +129,7 @@ def main() -> None:
             for distill in distilled:
                 rows_used, scores, teacher_report = built, None, {}
                 if distill:  # as `distill_bi_encoder`: only the rows the step budget reaches are scored
-                    rows_used = built.first(min(steps * args.batch_size, args.examples))
+                    rows_used = built.sample(min(steps * args.batch_size, args.examples))
                     start = time.perf_counter()
                     scores = teacher.rerank(rows_used.columns["message"],  # type: ignore[union-attr]
                                             np.asarray(rows_used.columns["label"]), base_eval.labels)

@@ -72,3 +72,21 @@ def test_fallback_and_empty_examples_are_left_out():
     X = np.eye(3, 8, dtype=np.float32)
     got = retrieval_rows(rows, X, LABELS, _index())
     assert len(got) == 0 and got.columns["message"] == []
+
+
+def test_a_sample_of_rows_spans_a_label_grouped_order_and_keeps_rows_whole():
+    """The rows a budget reaches (distillation scores only those): drawn across the whole set, not its head
+    — stored order is oldest first, and a data file may be grouped by label."""
+    names = ["acme", "globex", "initech", "garden", "receipts"]
+    rows = [_row(n, names[n // 40]) for n in range(200)]  # 40 of each label, one label after another
+    X = np.vstack([_vector(*([0.0] * (n // 40) + [1.0])) for n in range(200)])
+    data = retrieval_rows(rows, X, LABELS, _index())
+    part = data.sample(50)
+    assert len(part) == 50 and part.example_ids == data.sample(50).example_ids  # seeded
+    assert {rows[int(e[1:])]["label"] for e in part.example_ids} == set(names)  # the first 50 hold two labels
+    order = [int(e[1:]) for e in part.example_ids]
+    assert order == sorted(order)
+    for k, example in enumerate(part.example_ids):  # every column of a row moved together
+        i = data.example_ids.index(example)
+        assert all(part.columns[c][k] == data.columns[c][i] for c in data.columns)
+    assert data.sample(500) is data

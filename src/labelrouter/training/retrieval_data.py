@@ -44,9 +44,15 @@ class RetrievalRows:
     def __len__(self) -> int:
         return len(self.example_ids)
 
-    def first(self, n: int) -> RetrievalRows:
-        """The first `n` rows (drawn at random by kind weight: any prefix is a fair sample)."""
-        return RetrievalRows({k: v[:n] for k, v in self.columns.items()}, self.example_ids[:n], self.negative_sources)
+    def sample(self, n: int, seed: int = 0) -> RetrievalRows:
+        """`n` rows drawn at random (seeded), in their order; all of them when there are no more. Not the
+        first `n`: rows are in stored order, so a prefix is the oldest mail (or, in a data file grouped by
+        label, a few labels only)."""
+        if n >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+        return RetrievalRows({k: [v[i] for i in keep] for k, v in self.columns.items()},
+                             [self.example_ids[i] for i in keep], self.negative_sources)
 
 
 def retrieval_rows(rows: list[dict[str, Any]], X: np.ndarray, labels: LabelSet, index: LabelIndex,

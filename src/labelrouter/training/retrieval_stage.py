@@ -64,7 +64,7 @@ def _fine_tune(state: TrainingState, ctx: TrainingContext, teacher: str | None) 
     scores, teacher_report = None, {}
     if teacher:
         # Only the rows the budget lets the trainer see are worth a cross-encoder pass (one epoch at most).
-        data = data.first(ctx.retrieval_budget.steps * BATCH_SIZE)
+        data = data.sample(ctx.retrieval_budget.steps * BATCH_SIZE)
         scores, teacher_report = _teacher_scores(ctx, teacher, data)
     with tempfile.TemporaryDirectory(prefix="labelrouter-bi-encoder-") as scratch:
         report = fine_tune(ctx.encoder.path, data, ctx.labels.tree_distances(), Path(scratch) / "model",
