@@ -40,6 +40,7 @@ from labelrouter.models.scoring import ScoringParams  # noqa: E402
 from labelrouter.training.bi_encoder import train_bi_encoder  # noqa: E402
 from labelrouter.training.budget import Budget  # noqa: E402
 from labelrouter.training.importer import LabeledSet, read_labeled_set, row_text_and_document  # noqa: E402
+from labelrouter.training.rerank_stage import calibration  # noqa: E402
 from labelrouter.training.retrieval_data import KIND_WEIGHTS, retrieval_rows  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +124,16 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     teacher = None if args.teacher is None else CrossEncoderReranker(args.teacher, device=args.device,
                                                                      batch_size=embed_batch(args))
+    scale = 1.0
+    if teacher is not None:  # the slope a bundle fits on validation (`rerank_stage.calibration`), as the graph uses
+        val = [i for i in base_eval._in_scope(base_eval.val)][:2000]
+        val_rows = retrieval_rows([{"example_id": str(data.rows[i]["id"]), "label": data.rows[i]["label"], "kind": "gold",
+                                    "rejected_label": None, "embedded_text": row_text_and_document(data.rows[i])[0]}
+                                   for i in val], base_eval.X[val], base_eval.labels, index, negatives=args.negatives)
+        ids = np.asarray(val_rows.columns["label"])
+        scale, _ = calibration(teacher.rerank(val_rows.columns["message"], ids, base_eval.labels),
+                               np.arange(ids.shape[1])[None, :] == 0)
+        print(json.dumps({"teacher_scale": scale, "fitted_on": len(val_rows)}), flush=True)
     distilled = [False, True] if teacher and not args.distill_only else [bool(teacher)]
     for steps in [int(s) for s in args.budgets.split(",")]:
         for weighting in args.weightings.split(","):
@@ -131,9 +142,10 @@ def main() -> None:
                 if distill:  # as `distill_bi_encoder`: only the rows the step budget reaches are scored
                     rows_used = built.sample(min(steps * args.batch_size, args.examples))
                     start = time.perf_counter()
-                    scores = teacher.rerank(rows_used.columns["message"],  # type: ignore[union-attr]
-                                            np.asarray(rows_used.columns["label"]), base_eval.labels)
+                    scores = scale * teacher.rerank(rows_used.columns["message"],  # type: ignore[union-attr]
+                                                    np.asarray(rows_used.columns["label"]), base_eval.labels)
                     teacher_report = {"teacher": str(args.teacher), "teacher_pairs": int(scores.size),
+                                      "teacher_scale": round(scale, 4),
                                       "teacher_seconds": round(time.perf_counter() - start, 1),
                                       "teacher_top1_on_rows": round(float(np.mean(scores.argmax(axis=1) == 0)), 4)}
                     print(json.dumps(teacher_report), flush=True)

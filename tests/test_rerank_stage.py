@@ -142,6 +142,7 @@ def test_a_promoted_reranker_is_carried_taught_to_the_bi_encoder_and_switched_of
     assert third.promoted and third.candidate_reranker is None, third.decision
     head = registry.current_head(embedder=encoder.version, dim=encoder.dim)
     assert head.version == third.candidate_version and head.rerank.version == reranker
+    slope = head.rerank.a  # the teacher's logits are scaled by the slope its bundle fitted on validation
 
     # The weekly retrieval run distils it into the bi-encoder: its scores of each training row's candidates
     # (the label, then the hard negatives) are the soft targets. Afterwards it no longer helps, so the
@@ -170,8 +171,8 @@ def test_a_promoted_reranker_is_carried_taught_to_the_bi_encoder_and_switched_of
     assert len(rows) == 64 and teacher.shape == (64, 3) and distill["metrics"]["teacher_pairs"] == 192
     names = load_label_set(settings.labels_path).names
     for ids, scores, text in zip(rows.columns["label"], teacher, rows.columns["message"], strict=True):
-        assert list(scores) == [5.0 if names[i] == oracle.truth[text] else -5.0 for i in ids]
-    assert distill["metrics"]["teacher_top1_on_rows"] == 1.0
+        assert list(scores) == pytest.approx([slope * (5.0 if names[i] == oracle.truth[text] else -5.0) for i in ids])
+    assert distill["metrics"]["teacher_top1_on_rows"] == 1.0 and distill["metrics"]["teacher_scale"] == round(slope, 4)
     switched = fourth.stage_reports["carried_reranker"]
     assert not switched["metrics"]["kept"] and any("switched off" in s for s in fourth.skipped)
     assert fourth.promoted, fourth.decision

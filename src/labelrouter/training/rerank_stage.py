@@ -121,7 +121,7 @@ def _judge(ctx: TrainingContext, state: TrainingState, version: str, k: int) -> 
     plain = routed.score(X_val, documents(val_rows))
     candidates = top_candidates(plain, k, routed.index.routable)
     logits = ctx.rerankers(version).rerank(texts(val_rows), candidates, ctx.labels)
-    a, b = _calibration(logits, candidates == gold[:, None])
+    a, b = calibration(logits, candidates == gold[:, None])
     reranked = rerank(plain, candidates, logits, a, b, routed.scoring, routed.index.routable,
                       has_fallback=ctx.labels.fallback is not None)
     right_plain, right_reranked = plain.top == gold, reranked.top == gold
@@ -133,7 +133,7 @@ def _judge(ctx: TrainingContext, state: TrainingState, version: str, k: int) -> 
     return (RerankSpec(version=version, k=k, a=a, b=b) if keep else None), metrics
 
 
-def _calibration(logits: np.ndarray, is_label: np.ndarray) -> tuple[float, float]:
+def calibration(logits: np.ndarray, is_label: np.ndarray) -> tuple[float, float]:
     """(a, b) with σ(a · logit + b) ≈ P(candidate is the label): a logistic fit over every validation
     candidate (a ≥ 0.01, so a higher logit never means a lower weight)."""
     from sklearn.linear_model import LogisticRegression
