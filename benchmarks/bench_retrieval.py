@@ -132,7 +132,7 @@ def main() -> None:
                                    for i in val], base_eval.X[val], base_eval.labels, index, negatives=args.negatives)
         ids = np.asarray(val_rows.columns["label"])
         scale, _ = calibration(teacher.rerank(val_rows.columns["message"], ids, base_eval.labels),
-                               np.arange(ids.shape[1])[None, :] == 0)
+                               np.broadcast_to(np.arange(ids.shape[1]) == 0, ids.shape))
         print(json.dumps({"teacher_scale": scale, "fitted_on": len(val_rows)}), flush=True)
     distilled = [False, True] if teacher and not args.distill_only else [bool(teacher)]
     for steps in [int(s) for s in args.budgets.split(",")]:
