@@ -62,6 +62,13 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
     ctx = build_context(settings)
     assert ctx.model_version.endswith(f"+head:{state.candidate_version}")
     assert len(state.val_ids) == 12 and all(i.split(":")[-1] in {"9", "10", "11"} for i in state.val_ids)  # newest
+    # Its fallback rule is the one its policy chose on validation, on the confidence or on the margin.
+    head = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version, dim=stub_encoder.dim)
+    policy = head.metrics["fallback_policy"]
+    key = {"confidence": "fallback", "margin": "fallback_margin"}[policy["fallback_on"]]
+    assert set(head.thresholds) & {"fallback", "fallback_margin"} == {key} and set(policy["aurc"]) == {"confidence", "margin"}
+    assert ctx.router.scoring.fallback_on == policy["fallback_on"]
+    assert ctx.router.scoring.threshold == head.thresholds[key] == policy["threshold"]
 
 
 def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_retrained(tmp_path, stub_encoder,

@@ -201,14 +201,15 @@ def test_a_bulk_reorganisation_is_not_a_batch_of_corrections_but_a_real_batch_is
     assert {r["feedback"] for r in store2.feedback_rows() if int(r["message_id"][1:]) < 30} == {"correction"}
 
 
-def _store_decisions(store, rows: list[tuple[str, str]], clock: Clock) -> None:
+def _store_decisions(store, rows: list[tuple[str, str]], clock: Clock, **rule) -> None:
     import numpy as np
 
     from labelrouter.state import ApplyResult, EmailMessage, LabelingState, Routing
 
+    rule = rule or {"threshold": 0.35}
     for mid, label in rows:
         routing = Routing(label=label, top_label=label, router_weights={label: 80.0}, head_weights={label: 1.0},
-                          final_scores={label: 80.0}, candidates=[], confidence=0.8, margin=30.0, threshold=0.35,
+                          final_scores={label: 80.0}, candidates=[], confidence=0.8, margin=30.0, **rule,
                           fallback=False, reason="argmax", model_version="stub+head:cold-start",
                           encoder_version="stub", labels_hash="h")
         applied = ApplyResult(status="applied", label=label, archive=False, label_ids_before=["INBOX"],
@@ -247,6 +248,20 @@ def test_silver_is_sure_untouched_old_decisions_capped_by_trusted_examples(tmp_p
     _record_states(store2, {"m0": [folder_name(names[4]), "INBOX"]}, early, ["m0"])
     assert mine(store2, LABELS, _ids_of_ours(), clock=early, policy=MiningPolicy(silver=True)).examples == \
         {"correction": 1}
+
+
+def test_a_decision_under_a_margin_rule_can_be_silver_though_its_threshold_exceeds_its_confidence(settings):
+    store = open_store(settings)
+    clock = Clock()
+    clock.now = datetime.now(UTC) + timedelta(days=5)
+    names = [n for n in LABELS.names if n != LABELS.fallback]
+    # Lead of 30 points over the runner-up, the rule's threshold 20 points: not a fallback, and sure.
+    _store_decisions(store, [(f"m{i}", names[i % 3]) for i in range(6)], clock, threshold=20.0, fallback_on="margin")
+    _record_states(store, {"m0": [folder_name(names[4]), "INBOX"], "m1": [folder_name(names[5]), "INBOX"]},
+                   clock, ["m0", "m1"])
+    assert store.get("m2")["fallback_on"] == "margin" and store.get("m2")["threshold"] == 20.0
+    mined = mine(store, LABELS, _ids_of_ours(), clock=clock, policy=MiningPolicy(silver=True, silver_margin=25.0))
+    assert mined.examples == {"correction": 2, "silver": 2}
 
 
 def test_replay_reproduces_stored_decisions_and_measures_a_model_against_the_users_filing(labeled, stub_encoder):

@@ -9,7 +9,7 @@ import pytest
 
 from labelrouter.artifacts import LocalArtifacts
 from labelrouter.errors import ModelArtifactError
-from labelrouter.metrics import fallback_policy
+from labelrouter.metrics import aurc, fallback_policy
 from labelrouter.models.head import load_head
 from labelrouter.models.lexical import Lexicon, analyze, message_document, parse_document
 from labelrouter.models.registry import ModelRegistry
@@ -181,6 +181,66 @@ def test_the_fallback_policy_keeps_the_coverage_floor_when_precision_is_out_of_r
     policy = fallback_policy(confidence, easy, 0.9, 0.5)
     assert policy["bound"] == "precision" and policy["precision"] >= 0.9 and policy["coverage"] > 0.6
     json.dumps(policy)  # plain floats: it is stored in training state and model metrics
+
+
+def test_the_area_under_risk_coverage_is_least_when_right_outranks_wrong_and_ties_move_together():
+    right = np.array([True, True, False, False])
+    # Risk at coverage 1/4, 2/4, 3/4, 1: 0, 0, 1/3, 1/2 when right comes first; 1, 1, 2/3, 1/2 when last.
+    assert aurc(np.array([0.9, 0.8, 0.2, 0.1]), right) == pytest.approx((0 + 0 + 1 / 3 + 1 / 2) / 4)
+    assert aurc(np.array([0.1, 0.2, 0.8, 0.9]), right) == pytest.approx((1 + 1 + 2 / 3 + 1 / 2) / 4)
+    # Four equal values are kept or dropped together: one point, coverage 1, risk 0.5, whatever their order.
+    assert aurc(np.full(4, 0.5), right) == aurc(np.full(4, 0.5), right[::-1]) == 0.5
+
+
+def test_the_fallback_policy_puts_the_threshold_on_the_margin_only_where_it_tells_right_from_wrong_better():
+    rng = np.random.default_rng(1)
+    n = 2000
+    margin = rng.uniform(0, 60, n)
+    right = rng.uniform(size=n) < margin / 60  # the runner-up's distance is what predicts a right decision
+    confidence = rng.uniform(0.3, 0.9, n)  # ... and the winner's score says nothing
+    policy = fallback_policy(confidence, right, 0.8, 0.3, margin=margin)
+    assert policy["fallback_on"] == "margin" and policy["aurc"]["margin"] < policy["aurc"]["confidence"]
+    kept = margin >= policy["threshold"]
+    assert policy["coverage"] == pytest.approx(kept.mean()) and right[kept].mean() >= 0.8
+    on_confidence = fallback_policy(confidence, right, 0.8, 0.3)
+    assert on_confidence["fallback_on"] == "confidence" and "aurc" not in on_confidence
+    assert policy["coverage"] > on_confidence["coverage"]  # the same precision target keeps more mail
+    # Where the confidence is what predicts, or the two tie, the confidence stays.
+    assert fallback_policy(margin / 60, right, 0.8, 0.5, margin=confidence)["fallback_on"] == "confidence"
+    assert fallback_policy(confidence, right, 0.8, 0.5, margin=confidence * 100)["fallback_on"] == "confidence"
+    json.dumps(policy)
+
+
+def test_a_head_whose_policy_chose_the_margin_decides_and_explains_by_it():
+    from labelrouter.labels import parse_label_set
+    from labelrouter.models.label_index import LabelIndex
+    from labelrouter.router import Router
+
+    X, docs, y, labels = _senders()
+    label_set = parse_label_set({"fallback": "other", "labels": [
+        *({"name": n} for n in labels), {"name": "other"}]})
+    index = LabelIndex(label_set, np.full((4, DIM), 0.25, np.float32), "enc@1")
+    head = train_hybrid_head(X[:60], docs[:60], y[:60], embedder="enc@1", version="h1", label_order=labels)
+    calibrate(head, X[60:], docs[60:], y[60:])
+    scores = Router(label_set, index, head).score(X[60:], docs[60:])
+    cut = float(np.median(scores.margin))
+    head.thresholds = {"fallback_margin": cut, "archive": 0.5}
+    head.metrics = {"fallback_policy": {"threshold": cut, "fallback_on": "margin", "bound": "precision",
+                                        "target_precision": 0.9, "min_coverage": 0.8, "precision": 0.95,
+                                        "coverage": 0.5}}
+    router = Router(label_set, index, head)
+    assert router.scoring.fallback_on == "margin" and router.scoring.threshold == cut
+    decided = router.score(X[60:], docs[60:])
+    np.testing.assert_array_equal(decided.fallback, decided.margin < cut)
+    low = int(np.argmin(decided.margin))
+    routing = router.explain(decided, low, docs[60 + low])
+    assert routing.fallback and routing.label == "other" and routing.fallback_on == "margin"
+    assert routing.threshold == pytest.approx(cut)
+    assert f"leads the runner-up by less than {cut:.2f} points" in routing.rule and "margin told" in routing.rule
+    # Archiving stays on the confidence: a margin threshold (0–100) is no floor for it.
+    assert Router(parse_label_set({"fallback": "other", "labels": [
+        {"name": labels[0], "archive": True}, *({"name": n} for n in labels[1:]), {"name": "other"}]}),
+        index, head).archive_threshold(labels[0]) == 0.5
 
 
 def test_a_decision_names_its_rule_and_the_words_that_moved_it():

@@ -69,3 +69,21 @@ def test_non_routable_label_is_never_retrieved_or_chosen():
 def test_no_fallback_label_means_no_fallback():
     s = score(np.array([[0.0, -0.1]]), np.ones((1, 2)), ScoringParams(threshold=0.9), has_fallback=False)
     assert not s.fallback[0]
+
+
+def test_a_fallback_on_the_margin_catches_a_near_tie_that_the_confidence_lets_through():
+    sims = np.array([[0.6, 0.6, 0.0], [0.3, 0.0, 0.0]])
+    head = np.array([[0.9, 0.85, 0.1], [0.5, 0.01, 0.01]])  # a near tie at 0.9; a lone, modest winner
+    by_confidence = score(sims, head, ScoringParams(threshold=0.35))
+    by_margin = score(sims, head, ScoringParams(threshold=20.0, fallback_on="margin"))
+    assert by_confidence.confidence[0] > 0.8 and by_confidence.margin[0] < 5  # sure of the pair, not of the one
+    assert by_confidence.confidence[1] < 0.35 and by_confidence.margin[1] > 20
+    assert by_confidence.fallback.tolist() == [False, True]
+    assert by_margin.fallback.tolist() == [True, False]
+    assert by_margin.certainty("margin").tolist() == by_margin.margin.tolist()
+    try:
+        score(sims, head, ScoringParams(fallback_on="entropy"))
+    except ValueError as e:
+        assert "fallback_on" in str(e)
+    else:
+        raise AssertionError("an unknown statistic must be refused")

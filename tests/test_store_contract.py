@@ -65,7 +65,7 @@ def test_labeled_row_keeps_the_explanation_and_embedding(open_store):
     assert row["status"] == "labeled" and row["label_applied"] == "work" and row["encoder_version"] == "enc@1"
     np.testing.assert_array_equal(decode_embedding(row["embedding"]), np.array([0.5, -0.25, 1.0], np.float32))
     assert row["labels_hash"] == "abc" and row["label_ids_after"] == '["INBOX", "work"]'
-    assert row["confidence"] == pytest.approx(0.8) and row["fallback"] == 0
+    assert row["confidence"] == pytest.approx(0.8) and row["fallback"] == 0 and row["fallback_on"] == "confidence"
     assert not store.record_labeled(_state(label="news"))  # a second decision never overwrites the first
     assert not store.record_failed("m1", "boom")
     assert store.get("m1")["label_applied"] == "work" and store.get("m1")["status"] == "labeled"

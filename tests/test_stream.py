@@ -39,6 +39,11 @@ def test_the_stream_learns_from_corrections_through_the_real_loop(tmp_path, stub
     assert later > windows[0]["accuracy"] + 0.3  # it learned from the user's moves
     assert set(report["baselines"]) == {"tfidf_svm", "frozen_lr"} and windows[0]["tfidf_svm"] == 0.0
     assert 0.0 <= report["coverage"] <= 1.0
+    # The top label is right at least as often as the decision (the fallback only takes labels away), and
+    # every decision says which rule it was under.
+    assert report["top_label_accuracy"] >= report["prequential_accuracy"]
+    assert sum(report["decisions_on"].values()) == 150 and set(report["decisions_on"]) <= {"confidence", "margin"}
+    assert set(report["aurc"]) == {"confidence", "margin"}
 
 
 def test_the_user_reads_what_they_look_at_so_right_labels_become_confirmations(tmp_path, stub_encoder):

@@ -149,10 +149,11 @@ class Evaluator:
         finally:
             head.pull = pull
 
-    def _policy(self, s_val: Any) -> dict[str, Any]:
-        """The fallback policy fitted on a router's validation scores."""
+    def _policy(self, s_val: Any, *, trained: bool = True) -> dict[str, Any]:
+        """The fallback policy fitted on a router's validation scores; as in training, a trained head's may
+        choose the margin (the cold start has only its confidence setting)."""
         return fallback_policy(s_val.confidence, s_val.top == self.gold[self.val], self.target_precision,
-                               self.min_coverage)
+                               self.min_coverage, margin=s_val.margin if trained else None)
 
     def _configs(self, trained: Router | None, dense: Router | None = None) -> dict[str, dict[str, Any]]:
         """Every configuration on the test split, thresholds (the fallback policy) and blend weight fitted
@@ -164,11 +165,11 @@ class Evaluator:
         docs, val_docs = self._docs(self.test), self._docs(self.val)
         results: dict[str, dict[str, Any]] = {}
         cold = self.router.score(self.X[self.test], docs)
-        policy = self._policy(self.router.score(self.X[self.val], val_docs))
+        policy = self._policy(self.router.score(self.X[self.val], val_docs), trained=False)
         results["router_only"] = router_metrics(cold.rows(mask), self.gold[test], self.labels, policy["threshold"],
                                                 train_dist=train_dist)
         results["router_only"]["fallback_policy"] = policy
-        self._oos(results["router_only"], cold, policy["threshold"])
+        self._oos(results["router_only"], cold, policy)
         for prefix, router in (("", trained), ("dense_", dense)):
             if router is None:
                 continue
@@ -179,21 +180,22 @@ class Evaluator:
             policy = self._policy(s_val)
             name = f"{prefix}router_x_head"
             results[name] = router_metrics(s.rows(mask), self.gold[test], self.labels, policy["threshold"],
-                                           train_dist=train_dist)
+                                           fallback_on=policy["fallback_on"], train_dist=train_dist)
             results[name]["fallback_policy"] = policy
             results[name]["final_differs_from_head_share"] = float(np.mean(s.top[mask] != hx[mask].argmax(1)))
-            self._oos(results[name], s, policy["threshold"])
+            self._oos(results[name], s, policy)
             if router is trained:
                 results["blend"] = self._blend(s, s_val, router.head, mask, test, train_dist)
         return results
 
-    def _oos(self, metrics: dict[str, Any], s, threshold: float) -> None:
+    def _oos(self, metrics: dict[str, Any], s, policy: dict[str, Any]) -> None:
         if not self.data.oos_label:
             return
         oos = np.array([self.data.rows[i]["label"] == self.data.oos_label for i in self.test])
         if oos.any():
-            metrics["oos_recall"] = float(np.mean(s.confidence[oos] < threshold))
-            in_scope_ok = (s.top[~oos] == self.gold[np.array(self.test)[~oos]]) & (s.confidence[~oos] >= threshold)
+            certainty, threshold = s.certainty(policy["fallback_on"]), policy["threshold"]
+            metrics["oos_recall"] = float(np.mean(certainty[oos] < threshold))
+            in_scope_ok = (s.top[~oos] == self.gold[np.array(self.test)[~oos]]) & (certainty[~oos] >= threshold)
             metrics["in_scope_accuracy_with_fallback"] = float(in_scope_ok.mean())
 
     def _blend(self, s, s_val, head: Head, mask, test, train_dist) -> dict[str, Any]:
@@ -323,10 +325,10 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
     rows = {**report.get("configs", {}), **{f"baseline: {k}": v for k, v in report.get("baselines", {}).items()}}
     if rows:
         keys = ["top1", "recall@5", "recall@20", "macro_f1", "sibling_error_share", "fallback_rate",
-                "non_fallback_precision", "accuracy_with_fallback", "oos_recall"]
+                "non_fallback_precision", "accuracy_with_fallback", "fallback_on", "oos_recall"]
         lines += ["| config | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for name, m in rows.items():
-            cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else "—" for k in keys]
+            cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else str(m.get(k) or "—") for k in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "fewshot" in report:
         names = list(next(iter(report["fewshot"].values())))

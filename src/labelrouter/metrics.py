@@ -18,9 +18,10 @@ from labelrouter.models.scoring import Scores
 
 def decision_metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: LabelSet, *,
                      confidence: np.ndarray | None = None, threshold: float | None = None,
-                     train_dist: np.ndarray | None = None) -> dict[str, Any]:
+                     certainty: np.ndarray | None = None, train_dist: np.ndarray | None = None) -> dict[str, Any]:
     """top-1, Recall@5/20, macro-F1, sibling confusions, and with `confidence` and `threshold` the
-    fallback rate, precision of the decisions kept, ECE and the risk–coverage curve."""
+    fallback rate, precision of the decisions kept, ECE and the risk–coverage curve. `certainty` is what
+    the threshold is compared with when that is not the confidence (the margin, `scoring.statistic`)."""
     pred, gold = np.asarray(pred), np.asarray(gold)
     correct = pred == gold
     errors = np.nonzero(~correct)[0]
@@ -40,22 +41,24 @@ def decision_metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, la
         predicted = np.bincount(pred, minlength=len(train_dist)) / max(1, len(pred))
         out["drift_tv"] = float(0.5 * np.abs(predicted - train_dist).sum())
     if confidence is not None and threshold is not None:
-        kept = confidence >= threshold
+        certainty = confidence if certainty is None else certainty
+        kept = certainty >= threshold
         out.update(fallback_rate=float(1 - kept.mean()), threshold=threshold, ece=ece(confidence, correct),
                    accuracy_with_fallback=float((correct & kept).mean()) if len(kept) else 0.0,
                    non_fallback_precision=float(correct[kept].mean()) if kept.any() else None,
-                   risk_coverage=risk_coverage(confidence, correct))
+                   risk_coverage=risk_coverage(certainty, correct))
     out["errors_by_parent"] = dict(Counter(str(parents[gold[i]]) for i in errors).most_common())
     return out
 
 
 def router_metrics(scores: Scores, gold: np.ndarray, labels: LabelSet, threshold: float, *,
-                   train_dist: np.ndarray | None = None) -> dict[str, Any]:
-    """`decision_metrics` of the Router's decisions, plus Recall@K of its retrieved top-K and the share of
-    errors whose true label was not retrieved at all."""
+                   fallback_on: str = "confidence", train_dist: np.ndarray | None = None) -> dict[str, Any]:
+    """`decision_metrics` of the Router's decisions (the fallback at `threshold` on `fallback_on`), plus
+    Recall@K of its retrieved top-K and the share of errors whose true label was not retrieved at all."""
     gold = np.asarray(gold)
     out = decision_metrics(scores.top, scores.topk, gold, labels, confidence=scores.confidence,
-                           threshold=threshold, train_dist=train_dist)
+                           threshold=threshold, certainty=scores.certainty(fallback_on), train_dist=train_dist)
+    out["fallback_on"] = fallback_on
     retrieved = np.array([g in k for g, k in zip(gold, scores.topk, strict=True)], dtype=bool)
     wrong = scores.top != gold
     out["recall@k"] = float(retrieved.mean()) if len(gold) else 0.0
@@ -98,26 +101,60 @@ def fit_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision:
 
 
 def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precision: float,
-                    min_coverage: float) -> dict[str, Any]:
+                    min_coverage: float, *, margin: np.ndarray | None = None) -> dict[str, Any]:
     """The fallback threshold as a policy a user can read: the lowest threshold whose decisions reach
     `target_precision`, unless it would leave fewer than `min_coverage` of messages with a real label; then
     the threshold that keeps exactly that coverage (precision is what it is there, and is reported).
 
+    With `margin` (the winner's lead over the runner-up) the policy is fitted on each statistic and keeps the
+    one that orders these decisions better, right before wrong (the lower area under the risk–coverage
+    curve; a tie keeps confidence): "fallback_on" says which, "aurc" what each scored.
+
     On mail that a model labels with 50 % accuracy a 90 % precision target sends 85 % of it to the fallback:
     correct, and useless. Returns plain floats (it is stored in state and model metrics)."""
-    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
-    if not len(confidence):
+    correct = np.asarray(correct, dtype=bool)
+    chosen = _policy_on(np.asarray(confidence, dtype=float), correct, target_precision, min_coverage)
+    chosen["fallback_on"] = "confidence"
+    if margin is not None and len(correct):
+        areas = {"confidence": aurc(np.asarray(confidence, dtype=float), correct),
+                 "margin": aurc(np.asarray(margin, dtype=float), correct)}
+        if areas["margin"] < areas["confidence"] - 1e-9:
+            chosen = _policy_on(np.asarray(margin, dtype=float), correct, target_precision, min_coverage)
+            chosen["fallback_on"] = "margin"
+        chosen["aurc"] = areas
+    return chosen
+
+
+def _policy_on(values: np.ndarray, correct: np.ndarray, target_precision: float,
+               min_coverage: float) -> dict[str, Any]:
+    if not len(values):
         return {"threshold": 0.0, "bound": "precision", "target_precision": float(target_precision),
                 "min_coverage": float(min_coverage), "precision": 0.0, "coverage": 0.0}
-    threshold, bound = fit_threshold(confidence, correct, target_precision), "precision"
-    if np.mean(confidence >= threshold) < min_coverage:
-        ranked = np.sort(confidence)[::-1]
+    threshold, bound = fit_threshold(values, correct, target_precision), "precision"
+    if np.mean(values >= threshold) < min_coverage:
+        ranked = np.sort(values)[::-1]
         threshold = float(ranked[max(0, int(np.ceil(min_coverage * len(ranked))) - 1)])
         bound = "coverage"
-    kept = confidence >= threshold
+    kept = values >= threshold
     return {"threshold": float(threshold), "bound": bound, "target_precision": float(target_precision),
             "min_coverage": float(min_coverage), "precision": float(correct[kept].mean()) if kept.any() else 0.0,
             "coverage": float(kept.mean())}
+
+
+def aurc(values: np.ndarray, correct: np.ndarray) -> float:
+    """Area under the risk–coverage curve: the error rate among the decisions a threshold on `values` keeps,
+    averaged over every coverage a threshold can give (tied values are kept or dropped together). Lower is
+    better; least when every right decision outranks every wrong one."""
+    values, wrong = np.asarray(values, dtype=float), ~np.asarray(correct, dtype=bool)
+    n = len(values)
+    if not n:
+        return 0.0
+    order = np.argsort(-values, kind="stable")
+    ranked, errors = values[order], np.cumsum(wrong[order])
+    ends = np.append(np.nonzero(np.diff(ranked))[0], n - 1)  # last index of each group of equal values
+    kept = ends + 1
+    widths = np.diff(np.append(0, kept)) / n
+    return float(np.sum(errors[ends] / kept * widths))
 
 
 def macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:

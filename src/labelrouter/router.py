@@ -78,10 +78,11 @@ class Router:
         return cls(labels, index, head or ColdStartHead(), scoring_params(settings), index.encoder_version,
                    settings.snippet_chars, settings.archive_threshold)
 
-    def with_head(self, head: Head, *, threshold: float | None = None) -> Router:
-        """The same router with another head (and optionally a fixed fallback threshold): how training
-        compares a candidate with the current head on the same validation set."""
-        params = self.params if threshold is None else dataclasses.replace(self.params, threshold=threshold)
+    def with_head(self, head: Head, *, threshold: float | None = None, fallback_on: str = "confidence") -> Router:
+        """The same router with another head (and optionally a fixed fallback threshold on `fallback_on`):
+        how training compares a candidate with the current head on the same validation set."""
+        params = self.params if threshold is None else \
+            dataclasses.replace(self.params, threshold=threshold, fallback_on=fallback_on)
         return dataclasses.replace(self, head=head, params=params, _active=None)
 
     # -- what is in use ------------------------------------------------------------------------------
@@ -106,21 +107,27 @@ class Router:
 
     @property
     def scoring(self) -> ScoringParams:
-        """Scoring parameters; a promoted head brings its own refit fallback threshold."""
+        """Scoring parameters; a promoted head brings its own refit fallback threshold: on the confidence
+        (`thresholds.fallback`), or on the margin (`thresholds.fallback_margin`) when its policy chose that."""
+        margin = self.head.thresholds.get("fallback_margin")
+        if margin is not None:
+            return dataclasses.replace(self.params, threshold=float(margin), fallback_on="margin")
         threshold = self.head.thresholds.get("fallback")
-        return self.params if threshold is None else dataclasses.replace(self.params, threshold=float(threshold))
+        return self.params if threshold is None else \
+            dataclasses.replace(self.params, threshold=float(threshold), fallback_on="confidence")
 
     def archive_threshold(self, label: str) -> float | None:
         """Confidence a label that archives needs to take the message out of the inbox (None: it does not
         archive). The label's own `archive_confidence`, else the current head's refit one, else the setting;
-        never below the fallback threshold."""
+        never below a fallback threshold on the confidence."""
         entry = self.labels.get(label)
         if not entry.archive:
             return None
         head_value = self.head.thresholds.get("archive")
         value = entry.archive_confidence if entry.archive_confidence is not None else (
             float(head_value) if head_value is not None else self.archive_default)
-        return max(float(value), self.scoring.threshold)
+        scoring = self.scoring
+        return max(float(value), scoring.threshold) if scoring.fallback_on == "confidence" else float(value)
 
     # -- scoring -------------------------------------------------------------------------------------
     def text_of(self, message: EmailMessage, summary: Summary | None) -> str:
@@ -152,23 +159,28 @@ class Router:
 
     def fallback_rule(self) -> str:
         """The fallback rule in force, in words, for explanations."""
-        threshold = self.scoring.threshold
+        scoring = self.scoring
+        below = (f"fallback below confidence {scoring.threshold:.3f}" if scoring.fallback_on == "confidence" else
+                 f"fallback when the winner leads the runner-up by less than {scoring.threshold:.2f} points")
         policy = self.head.metrics.get("fallback_policy")
         if not isinstance(policy, dict) or not self.labels.fallback:
-            source = "the setting fallback_threshold" if self.head.thresholds.get("fallback") is None else \
-                "the current model's threshold"
-            return f"fallback below confidence {threshold:.3f} ({source})"
+            source = "the setting fallback_threshold" if scoring.fallback_on == "confidence" and \
+                self.head.thresholds.get("fallback") is None else "the current model's threshold"
+            return f"{below} ({source})"
         if policy.get("bound") == "coverage":
             why = (f"lowered to keep coverage ≥ {policy['min_coverage']:.0%} on validation; precision there "
                    f"{policy['precision']:.0%}, below the {policy['target_precision']:.0%} target")
         else:
             why = (f"fit for precision ≥ {policy['target_precision']:.0%} on validation; coverage there "
                    f"{policy['coverage']:.0%}")
-        return f"fallback below confidence {threshold:.3f} ({why})"
+        if scoring.fallback_on == "margin":
+            why += "; the margin told right from wrong better than the confidence there"
+        return f"{below} ({why})"
 
     # -- explanations --------------------------------------------------------------------------------
     def _routing(self, label: str, top_label: str, **values: Any) -> Routing:
-        return Routing(label=label, top_label=top_label, threshold=self.scoring.threshold,
+        scoring = self.scoring
+        return Routing(label=label, top_label=top_label, threshold=scoring.threshold, fallback_on=scoring.fallback_on,
                        archive_threshold=self.archive_threshold(label), model_version=self.model_version,
                        encoder_version=self.encoder_version, labels_hash=self.labels.fingerprint(), **values)
 

@@ -32,6 +32,7 @@ from labelrouter.feedback import MiningPolicy, sync_and_mine
 from labelrouter.graph.context import build_context
 from labelrouter.labels import Label, LabelSet
 from labelrouter.mail.maildir import LocalMaildir, folder_name
+from labelrouter.metrics import aurc
 from labelrouter.models.encoder import Encoder
 from labelrouter.moments import parse_moment
 from labelrouter.pipeline import Labeler
@@ -111,6 +112,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
     truth_of: dict[str, str] = {}
     baseline_hits = {"tfidf_svm": 0, "frozen_lr": 0}
     totals = {"n": 0, "correct": 0, "covered": 0, "corrections": 0, "outside_topk": 0}
+    judged: list[tuple[bool, float, float, str]] = []  # top label right?, confidence, margin, rule in force
     for start in range(0, len(order), config.train_every):
         chunk = [data.rows[i] for i in order[start : start + config.train_every]]
         ids = []
@@ -142,6 +144,9 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
             label = outcome.label if outcome else None
             right = label == truth and not (outcome and outcome.fallback)
             window["correct"] += right
+            if outcome and row and row["confidence"] is not None:
+                judged.append((row["top_label"] == truth, row["confidence"], row["margin"] or 0.0,
+                               row["fallback_on"] or "confidence"))
             window["covered"] += bool(outcome and not outcome.fallback)
             if label is None or rng.random() >= config.correction_rate:
                 continue  # failed (recorded as such), or the user did not look at it
@@ -175,7 +180,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
         "train_every": config.train_every, "silver": config.silver, "n": totals["n"],
         "prequential_accuracy": totals["correct"] / n, "coverage": totals["covered"] / n,
         "precision": totals["correct"] / max(1, totals["covered"]),  # of the messages given a real label
-        "corrections": totals["corrections"],
+        "corrections": totals["corrections"], **_fallback_statistics(judged),
         "corrections_outside_topk_share": totals["outside_topk"] / max(1, totals["corrections"]),
         "examples": kinds, "silver_examples": len(silver),
         "silver_precision": (sum(e["label"] == truth_of.get(e["message_id"]) for e in silver) / len(silver)
@@ -184,6 +189,18 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
         "promotions": sum(d.startswith("promoted") for d in decisions), "training_decisions": decisions,
         "windows": windows,
     }
+
+
+def _fallback_statistics(judged: list[tuple[bool, float, float, str]]) -> dict[str, Any]:
+    """How often the top label was right whatever the fallback did, and how well each statistic ordered the
+    decisions, right before wrong (area under the risk–coverage curve, lower is better)."""
+    if not judged:
+        return {"top_label_accuracy": None, "aurc": None, "decisions_on": {}}
+    right = np.array([j[0] for j in judged])
+    return {"top_label_accuracy": float(right.mean()),
+            "aurc": {"confidence": aurc(np.array([j[1] for j in judged]), right),
+                     "margin": aurc(np.array([j[2] for j in judged]), right)},
+            "decisions_on": dict(Counter(j[3] for j in judged))}
 
 
 def _move(box: LocalMaildir, message_id: str, source: str, target: str, *, read: bool = False) -> None:
@@ -226,6 +243,11 @@ def write_stream_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
              f"{report['corrections']} corrections ({report['corrections_outside_topk_share']:.1%} outside the "
              f"top-K), {report['promotions']} promotions; baselines: "
              + ", ".join(f"{k} {v:.4f}" for k, v in report["baselines"].items()), "",
+             *([f"top label right (whatever the fallback did) {report['top_label_accuracy']:.4f}; area under the "
+                "risk–coverage curve (lower: orders right before wrong better): "
+                + ", ".join(f"{k} {v:.4f}" for k, v in report["aurc"].items())
+                + "; decisions by rule: " + ", ".join(f"{k} {v}" for k, v in report["decisions_on"].items()), ""]
+               if report.get("top_label_accuracy") is not None else []),
              "| messages | labelrouter | coverage | TF-IDF + SVM | frozen LR |", "|---|---|---|---|---|"]
     for w in report["windows"]:
         lines.append(f"| {w['start']}–{w['start'] + w['n']} | {w['accuracy']:.3f} | {w['coverage']:.3f} | "

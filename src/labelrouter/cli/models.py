@@ -30,13 +30,19 @@ def models_list(context: typer.Context) -> None:
         created = str(meta.get("created_at", "")) if "error" not in meta else f"[red]damaged: {meta['error']}[/]"
         table.add_row(str(meta.get("version")), "✓" if meta["current"] else "", created,
                       number(val.get("top1"), 4), number(val.get("recall@k"), 4),
-                      number(thresholds.get("fallback"), 3), number(thresholds.get("archive"), 3),
+                      _fallback_rule(thresholds), number(thresholds.get("archive"), 3),
                       str(metrics.get("n_train", "")))
     if table.row_count:
         out.print(table)
     current = next((m["version"] for m in versions if m["current"]), None)
     out.print(f"current head: {current}" if current else
               "current head: cold-start (1.0 for every label; no head promoted, or rolled back to none)")
+
+
+def _fallback_rule(thresholds: dict) -> str:
+    """The fallback threshold, and what it is compared with when that is the margin (docs/scoring.md)."""
+    margin = thresholds.get("fallback_margin")
+    return f"margin {number(margin, 2)}" if margin is not None else number(thresholds.get("fallback"), 3)
 
 
 @models_app.command("promote")

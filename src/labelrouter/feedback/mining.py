@@ -18,8 +18,8 @@ Per synced message (the rules are docs/feedback.md's):
 - **shadow** decisions (`run --shadow`, the mailbox untouched): the one of our labels the user filed it
   under is a confirmation when it is ours, a correction otherwise; not filed, no signal (never a rejection).
 - **undone**: `labelrouter undo` took our label off: never read as the user's correction.
-- **silver** (off by default, `MiningPolicy(silver=True)`): untouched for `silver_after_days`, not the fallback, confidence at or above its decision's
-  threshold and margin at least `silver_margin`; stored with the model version that decided it, weighted
+- **silver** (off by default, `MiningPolicy(silver=True)`): untouched for `silver_after_days`, not the fallback (its decision
+  passed the fallback rule in force, on the confidence or the margin) and margin at least `silver_margin`; stored with the model version that decided it, weighted
   low by training, never used for validation, and at most as many as the trusted examples.
 
 Mining is idempotent: an example's id is `feedback:<message id>`, so a re-run replaces rather than adds,
@@ -165,7 +165,7 @@ def mine(store: Store, labels: LabelSet, id_to_name: dict[str, str], *, policy: 
     silver = [r for r in rows if policy.silver and found[r["message_id"]][0] is None and not r["shadow"]
               and not r["fallback"] and r["label_applied"] != labels.fallback
               and r["confidence"] is not None and r["threshold"] is not None
-              and r["confidence"] >= r["threshold"] and (r["margin"] or 0) >= policy.silver_margin
+              and (r["margin"] or 0) >= policy.silver_margin
               and _when(r["processed_at"]) <= silver_cutoff]
     n_trusted = n_gold + sum(1 for kind, _ in found.values() if kind in TRUSTED)
     for row in sorted(silver, key=lambda r: -float(r["margin"] or 0))[:n_trusted]:  # the surest first

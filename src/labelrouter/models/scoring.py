@@ -6,7 +6,8 @@ The mapping is documented in docs/scoring.md; in short, for the top-K labels by 
     router_weight = 100 · σ((s − center) / scale)       (0 for labels not among the candidates)
     final_score   = router_weight · head_weight
     confidence    = final_score(winner) / 100
-    fallback      ⇔ confidence < threshold
+    margin        = final_score(winner) − final_score(runner-up)
+    fallback      ⇔ confidence < threshold        (or, when the fallback policy chose it, margin < threshold)
 
 The candidates are the top-K labels by similarity and, once a trained head has an opinion, the head's own
 top `head_k`: on a mailbox of a hundred personal folders whose names say little, half the corrections
@@ -34,6 +35,10 @@ class ScoringParams:
     scale: float = 0.07
     threshold: float = 0.35
     head_k: int = 5  # the head's top labels join the retrieved ones as candidates (a trained head only)
+    # What the threshold is compared with: the winner's "confidence" (0–1), or its "margin" over the runner-up
+    # (0–100, final-score points), when a trained head's fallback policy found it separates right from wrong
+    # decisions better on validation (a near tie between two labels is a doubt the winner's score hides).
+    fallback_on: str = "confidence"
 
 
 @dataclass
@@ -54,6 +59,10 @@ class Scores:
     def rows(self, which: np.ndarray) -> Scores:
         """The scores of some rows (a boolean mask or indices), e.g. the in-scope part of a test set."""
         return Scores(*(getattr(self, f.name)[which] for f in fields(self)))
+
+    def certainty(self, fallback_on: str) -> np.ndarray:
+        """(n,) what a fallback threshold on `fallback_on` is compared with."""
+        return statistic(self.confidence, self.margin, fallback_on)
 
 
 def router_weights(similarities: np.ndarray, params: ScoringParams) -> np.ndarray:
@@ -116,6 +125,17 @@ def _decided(sims: np.ndarray, topk: np.ndarray, router: np.ndarray, head: np.nd
         second = np.partition(np.where(mask[None, :], final, -1.0), -2, axis=1)[:, -2].clip(min=0.0)
     else:
         second = np.zeros(n)
-    confidence = best / 100.0
-    fallback = (confidence < params.threshold) if has_fallback else np.zeros(n, dtype=bool)
-    return Scores(sims, topk, router, head, final, top, confidence, best - second, fallback, candidates)
+    confidence, margin = best / 100.0, best - second
+    fallback = (statistic(confidence, margin, params.fallback_on) < params.threshold) if has_fallback \
+        else np.zeros(n, dtype=bool)
+    return Scores(sims, topk, router, head, final, top, confidence, margin, fallback, candidates)
+
+
+FALLBACK_STATISTICS = ("confidence", "margin")
+
+
+def statistic(confidence: np.ndarray, margin: np.ndarray, fallback_on: str) -> np.ndarray:
+    """What the fallback threshold is compared with (`ScoringParams.fallback_on`)."""
+    if fallback_on not in FALLBACK_STATISTICS:
+        raise ValueError(f"fallback_on must be one of {FALLBACK_STATISTICS}, not {fallback_on!r}")
+    return confidence if fallback_on == "confidence" else margin

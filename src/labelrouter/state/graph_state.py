@@ -37,7 +37,10 @@ class Routing(BaseModel):
                                                     "similarity first.")
     confidence: float = Field(ge=0, le=1, description="Winner's final score / 100.")
     margin: float = Field(description="Final score of top-1 minus top-2 (0–100 scale).")
-    threshold: float
+    threshold: float = Field(description="The fallback threshold, on the confidence or on the margin (fallback_on).")
+    fallback_on: Literal["confidence", "margin"] = Field(
+        "confidence", description="What the threshold is compared with: the confidence (0–1), or the margin "
+                                  "(0–100), when the model's fallback policy chose it on validation.")
     archive_threshold: float | None = Field(
         None, description="Confidence a label that archives needs before the message leaves the inbox.")
     fallback: bool

@@ -56,6 +56,7 @@ def decision_columns(routing: Routing) -> dict[str, Any]:
         "confidence": routing.confidence,
         "margin": routing.margin,
         "threshold": routing.threshold,
+        "fallback_on": routing.fallback_on,
         "archive_threshold": routing.archive_threshold,
         "candidates": json.dumps([c.model_dump() for c in routing.candidates], ensure_ascii=False),
         "router_weights": json.dumps(routing.router_weights, ensure_ascii=False),

@@ -401,26 +401,30 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     gold = np.array([ctx.labels.index(label) for label in y])
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     current_router = ctx.router_for(None).with_head(current)
-    current_threshold = current_router.scoring.threshold
+    current_rule = current_router.scoring
     # The current head was refit on every example of its run (`promote`): judged on those, it would look
     # better than it is. Both are compared on the validation examples it has not learned, when there are
     # enough of them.
     unseen = _unlearned(current, rows)
     judged = unseen if unseen.sum() >= ctx.min_val else np.ones(len(rows), dtype=bool)
     cur = router_metrics(current_router.score(X, docs, texts(rows)).rows(judged), gold[judged], ctx.labels,
-                         current_threshold)
+                         current_rule.threshold, fallback_on=current_rule.fallback_on)
 
     candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
-    scores = ctx.router_for(encoder).with_head(candidate, threshold=current_threshold).score(X_cand, docs, texts(rows))
+    scores = ctx.router_for(encoder).with_head(candidate, threshold=current_rule.threshold,
+                                               fallback_on=current_rule.fallback_on).score(X_cand, docs, texts(rows))
     correct = scores.top == gold
-    policy = fallback_policy(scores.confidence, correct, ctx.target_precision, ctx.min_coverage)
-    threshold = policy["threshold"]
-    archive = max(threshold, fit_threshold(scores.confidence, correct, ctx.archive_target_precision))
+    # The policy may put the threshold on the margin instead of the confidence (the one that tells right
+    # from wrong better on these examples); archiving stays on the confidence, never below its fallback.
+    policy = fallback_policy(scores.confidence, correct, ctx.target_precision, ctx.min_coverage, margin=scores.margin)
+    threshold, fallback_on = policy["threshold"], policy["fallback_on"]
+    archive = fit_threshold(scores.confidence, correct, ctx.archive_target_precision)
     silver_margin = 100 * fit_threshold(scores.margin / 100, correct, 0.95)
-    cand = router_metrics(scores.rows(judged), gold[judged], ctx.labels, threshold)
-    cand["fallback_rate_at_current_threshold"] = float(np.mean(scores.confidence < current_threshold))
+    cand = router_metrics(scores.rows(judged), gold[judged], ctx.labels, threshold, fallback_on=fallback_on)
+    cand["fallback_rate_at_current_threshold"] = float(np.mean(scores.fallback))
     cand["judged_on"] = int(judged.sum())
-    candidate.thresholds = {"fallback": threshold, "archive": archive, "silver_margin": silver_margin,
+    rule = {"fallback": threshold} if fallback_on == "confidence" else {"fallback_margin": threshold}
+    candidate.thresholds = {**rule, "archive": max(archive, rule.get("fallback", 0.0)), "silver_margin": silver_margin,
                             "target_precision": ctx.target_precision, "min_coverage": ctx.min_coverage,
                             "archive_target_precision": ctx.archive_target_precision}
     if state.important_val_ids:
