@@ -104,7 +104,8 @@ def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precisio
                     min_coverage: float, *, margin: np.ndarray | None = None) -> dict[str, Any]:
     """The fallback threshold as a policy a user can read: the lowest threshold whose decisions reach
     `target_precision`, unless it would leave fewer than `min_coverage` of messages with a real label; then
-    the threshold that keeps exactly that coverage (precision is what it is there, and is reported).
+    the threshold that keeps that coverage, with one standard error to spare (precision is what it is
+    there, and is reported).
 
     With `margin` (the winner's lead over the runner-up) the policy is fitted on each statistic and keeps the
     one that orders these decisions better, right before wrong (the lower area under the risk–coverage
@@ -131,9 +132,12 @@ def _policy_on(values: np.ndarray, correct: np.ndarray, target_precision: float,
         return {"threshold": 0.0, "bound": "precision", "target_precision": float(target_precision),
                 "min_coverage": float(min_coverage), "precision": 0.0, "coverage": 0.0}
     threshold, bound = fit_threshold(values, correct, target_precision), "precision"
-    if np.mean(values >= threshold) < min_coverage:
+    # The floor is a promise about mail not yet seen: held on validation with one standard error of a
+    # proportion to spare, so that it holds on new mail more often than not (on 400 examples, 82 % for 80 %).
+    floor = min(1.0, min_coverage + float(np.sqrt(min_coverage * (1 - min_coverage) / len(values))))
+    if np.mean(values >= threshold) < floor:
         ranked = np.sort(values)[::-1]
-        threshold = float(ranked[max(0, int(np.ceil(min_coverage * len(ranked))) - 1)])
+        threshold = float(ranked[max(0, int(np.ceil(floor * len(ranked))) - 1)])
         bound = "coverage"
     kept = values >= threshold
     return {"threshold": float(threshold), "bound": bound, "target_precision": float(target_precision),
