@@ -58,6 +58,8 @@ def _promoted(models: Path, **meta_changes) -> Path:
         ({"thresholds": [0.2, 0.3]}, "'thresholds'"),
         ({"thresholds": {"fallback": "high"}}, "'thresholds.fallback"),
         ({"thresholds": {"fallback": 7}}, "threshold 'fallback' must be between 0 and 1"),
+        ({"thresholds": {"fallback_margin": 140}}, "threshold 'fallback_margin' must be between 0 and 100"),
+        ({"thresholds": {"fallback": 0.2, "fallback_margin": 12}}, "one fallback rule"),
         ({"metrics": "great"}, "'metrics'"),
         ({"labels": "abc"}, "'labels'"),
         ({"label_vector_labels": 5}, "'label_vector_labels'"),
@@ -70,6 +72,15 @@ def test_head_metadata_of_the_wrong_type_is_one_error_naming_the_field(tmp_path,
     assert "head.json" in str(info.value) and "models rollback" in str(info.value)
     listed = _registry(tmp_path).list_versions()  # the listing shows the damage instead of crashing
     assert listed[0]["version"] == "v1" and "error" in listed[0]
+
+
+def test_a_head_whose_fallback_is_on_the_margin_loads_and_is_listed_so(tmp_path):
+    _promoted(tmp_path / "home" / "models", thresholds={"fallback_margin": 12.5, "archive": 0.9})
+    assert _load_current(tmp_path / "home" / "models").thresholds["fallback_margin"] == 12.5
+    env = {"LABELROUTER_HOME": str(tmp_path / "home"), "LABELROUTER_LABELS_PATH": str(LABELS_JSON)}
+    result = runner.invoke(app, ["models"], env={**env, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "margin 12.50" in result.stdout
 
 
 def test_models_command_survives_damaged_metadata(tmp_path):

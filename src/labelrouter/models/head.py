@@ -305,6 +305,11 @@ class HeadMeta(BaseModel):
         for name in ("fallback", "archive", "target_precision", "min_coverage"):
             if name in value and not 0 <= value[name] <= 1:
                 raise ValueError(f"threshold {name!r} must be between 0 and 1")
+        for name in ("fallback_margin", "silver_margin"):  # final-score points
+            if name in value and not 0 <= value[name] <= 100:
+                raise ValueError(f"threshold {name!r} must be between 0 and 100")
+        if "fallback" in value and "fallback_margin" in value:
+            raise ValueError("thresholds hold one fallback rule: 'fallback' (confidence) or 'fallback_margin'")
         return {k: float(v) for k, v in value.items()}
 
 
