@@ -69,6 +69,10 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
     assert set(head.thresholds) & {"fallback", "fallback_margin"} == {key} and set(policy["aurc"]) == {"confidence", "margin"}
     assert ctx.router.scoring.fallback_on == policy["fallback_on"]
     assert ctx.router.scoring.threshold == head.thresholds[key] == policy["threshold"]
+    # A user who pins the statistic gets it: the next candidate is judged with its rule on the margin.
+    store.add_examples(separable_examples(stub_encoder, load_label_set(LABELS_JSON).names[5:7], per_label=12))
+    pinned = run_training(build_training_context(settings.model_copy(update={"fallback_on": "margin"}), store))
+    assert pinned.metrics["candidate"]["fallback_on"] == "margin", pinned.metrics["candidate"]
 
 
 def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_retrained(tmp_path, stub_encoder,

@@ -212,6 +212,12 @@ def test_the_fallback_policy_puts_the_threshold_on_the_margin_only_where_it_tell
     # Where the confidence is what predicts, or the two tie, the confidence stays.
     assert fallback_policy(margin / 60, right, 0.8, 0.5, margin=confidence)["fallback_on"] == "confidence"
     assert fallback_policy(confidence, right, 0.8, 0.5, margin=confidence * 100)["fallback_on"] == "confidence"
+    # The setting pins either one.
+    assert fallback_policy(confidence, right, 0.8, 0.3, margin=margin, on="confidence") == on_confidence
+    pinned = fallback_policy(margin / 60, right, 0.8, 0.3, margin=confidence, on="margin")
+    assert pinned["fallback_on"] == "margin" and pinned["aurc"]["margin"] > pinned["aurc"]["confidence"]
+    with pytest.raises(ValueError, match="auto, confidence or margin"):
+        fallback_policy(confidence, right, 0.8, 0.3, margin=margin, on="entropy")
     json.dumps(policy)
 
 

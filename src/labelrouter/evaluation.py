@@ -94,9 +94,9 @@ def _ranked(scores: np.ndarray) -> np.ndarray:
 class Evaluator:
     def __init__(self, data: LabeledSet, encoder: Encoder, params: ScoringParams, *, seeds: int = 5,
                  target_precision: float = TARGET_PRECISION, progress: Callable[[str], None] | None = None,
-                 cache_dir: Path | None = None, min_coverage: float = MIN_COVERAGE):
+                 cache_dir: Path | None = None, min_coverage: float = MIN_COVERAGE, fallback_on: str = "auto"):
         self.data, self.encoder, self.params, self.seeds = data, encoder, params, seeds
-        self.target_precision, self.min_coverage = target_precision, min_coverage
+        self.target_precision, self.min_coverage, self.fallback_on = target_precision, min_coverage, fallback_on
         self.progress = progress or (lambda _msg: None)
         self.labels = data.taxonomy
         if data.oos_label:  # out-of-scope rows must end in the fallback: give the label set one
@@ -153,7 +153,8 @@ class Evaluator:
         """The fallback policy fitted on a router's validation scores; as in training, a trained head's may
         choose the margin (the cold start has only its confidence setting)."""
         return fallback_policy(s_val.confidence, s_val.top == self.gold[self.val], self.target_precision,
-                               self.min_coverage, margin=s_val.margin if trained else None)
+                               self.min_coverage, margin=s_val.margin if trained else None,
+                               on=self.fallback_on if trained else "confidence")
 
     def _configs(self, trained: Router | None, dense: Router | None = None) -> dict[str, dict[str, Any]]:
         """Every configuration on the test split, thresholds (the fallback policy) and blend weight fitted

@@ -101,7 +101,8 @@ def fit_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision:
 
 
 def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precision: float,
-                    min_coverage: float, *, margin: np.ndarray | None = None) -> dict[str, Any]:
+                    min_coverage: float, *, margin: np.ndarray | None = None,
+                    on: str = "auto") -> dict[str, Any]:
     """The fallback threshold as a policy a user can read: the lowest threshold whose decisions reach
     `target_precision`, unless it would leave fewer than `min_coverage` of messages with a real label; then
     the threshold that keeps that coverage, with one standard error to spare (precision is what it is
@@ -109,17 +110,22 @@ def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precisio
 
     With `margin` (the winner's lead over the runner-up) the policy is fitted on each statistic and keeps the
     one that orders these decisions better, right before wrong (the lower area under the risk–coverage
-    curve; a tie keeps confidence): "fallback_on" says which, "aurc" what each scored.
+    curve; a tie keeps confidence): "fallback_on" says which, "aurc" what each scored. `on` pins the
+    statistic instead ("confidence" or "margin"; the setting `fallback_on`).
 
     On mail that a model labels with 50 % accuracy a 90 % precision target sends 85 % of it to the fallback:
     correct, and useless. Returns plain floats (it is stored in state and model metrics)."""
+    if on not in ("auto", "confidence", "margin"):
+        raise ValueError(f"fallback_on must be auto, confidence or margin, not {on!r}")
+    if on == "margin" and margin is None:
+        raise ValueError("a fallback on the margin needs the margins")
     correct = np.asarray(correct, dtype=bool)
     chosen = _policy_on(np.asarray(confidence, dtype=float), correct, target_precision, min_coverage)
     chosen["fallback_on"] = "confidence"
-    if margin is not None and len(correct):
+    if margin is not None and len(correct) and on != "confidence":
         areas = {"confidence": aurc(np.asarray(confidence, dtype=float), correct),
                  "margin": aurc(np.asarray(margin, dtype=float), correct)}
-        if areas["margin"] < areas["confidence"] - 1e-9:
+        if on == "margin" or areas["margin"] < areas["confidence"] - 1e-9:
             chosen = _policy_on(np.asarray(margin, dtype=float), correct, target_precision, min_coverage)
             chosen["fallback_on"] = "margin"
         chosen["aurc"] = areas

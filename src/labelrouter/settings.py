@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     fallback_threshold: float = Field(0.35, ge=0, le=1)
     target_precision: float = Field(0.90, gt=0, le=1)
     min_coverage: float = Field(0.80, ge=0, le=1)
+    # What a trained head's fallback threshold is on: "auto" lets validation choose between the confidence and
+    # the margin over the runner-up (docs/training.md, "The fallback policy"); the others pin one.
+    fallback_on: Literal["auto", "confidence", "margin"] = "auto"
     # A label whose config archives takes the message out of the inbox only at or above this confidence
     # (until a promoted head brings its own, refit at `archive_target_precision`; a label's
     # `archive_confidence` in labels.json overrides both). Below it the label is applied, the mail stays.

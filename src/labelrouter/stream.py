@@ -53,6 +53,7 @@ class StreamConfig:
     seed: int = 0
     silver: bool = False
     min_coverage: float = 0.80
+    fallback_on: str = "auto"
     reads: bool = True  # the user reads the messages they look at, right ones included
 
 
@@ -98,7 +99,8 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
     labels_path = work / "labels.json"
     labels_path.write_text(json.dumps(labels.to_json(), ensure_ascii=False), encoding="utf-8")
     settings = load_settings(home=work / "home", labels_path=labels_path, mailbox_path=work / "mailbox",
-                             mailbox_ids_path=work / "mailbox_ids.json", min_coverage=config.min_coverage)
+                             mailbox_ids_path=work / "mailbox_ids.json", min_coverage=config.min_coverage,
+                             fallback_on=config.fallback_on)
     store = open_store(settings)
     box = LocalMaildir(work / "mailbox")
     box.ensure_labels(labels.names)

@@ -99,6 +99,7 @@ def eval_(
     train_every: Annotated[int, typer.Option("--train-every", min=1, help="Stream: messages between sync, mining and training.")] = 100,
     silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples (off by default, as in sync).")] = False,
     min_coverage: Annotated[float, typer.Option("--min-coverage", min=0.0, max=1.0, help="Fallback policy: the share of messages that keep a real label even below the target precision.")] = 0.80,
+    fallback_on: Annotated[str, typer.Option("--fallback-on", help="Fallback policy: the statistic a trained head's threshold is on (auto: chosen on validation; confidence; margin).")] = "auto",
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse this encoder's vectors of the same texts from <home>/cache/eval-embeddings.")] = True,
     keep: Annotated[Path | None, typer.Option("--keep", help="Stream: run in this new directory and keep it (its home/ holds the store: LABELROUTER_HOME=DIR/home labelrouter report).")] = None,
 ) -> None:
@@ -111,10 +112,13 @@ def eval_(
     unknown = [p for p in protocols if p not in ("cold", "fewshot", "full", "stream")]
     if unknown or not protocols:
         raise LabelRouterError(f"unknown protocol {','.join(unknown) or protocol!r}: use cold, fewshot, full or stream")
+    if fallback_on not in ("auto", "confidence", "margin"):
+        raise LabelRouterError(f"--fallback-on {fallback_on!r}: use auto, confidence or margin")
     if "stream" in protocols:
         if len(protocols) > 1:
             raise LabelRouterError("the stream protocol runs on its own: --protocol stream")
-        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, min_coverage, reads, out_dir, keep)
+        _stream(messages, taxonomy, oos_label, correction_rate, train_every, silver, min_coverage, reads, out_dir, keep,
+                fallback_on)
         return
     try:
         ks = sorted({int(x) for x in k.split(",") if x.strip()})
@@ -125,7 +129,7 @@ def eval_(
     encoder = backends.encoder(settings)
     with err.status("evaluating") as status:
         evaluator = Evaluator(data, encoder, scoring_params(settings), seeds=seeds, target_precision=target_precision,
-                              min_coverage=min_coverage, progress=status.update,
+                              min_coverage=min_coverage, fallback_on=fallback_on, progress=status.update,
                               cache_dir=settings.resolved_cache_dir / "eval-embeddings" if cache else None)
         reports = {p: evaluator.run(p, ks) for p in protocols}
     for name, report in reports.items():
@@ -136,7 +140,8 @@ def eval_(
 
 
 def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_rate: float, train_every: int,
-            silver: bool, min_coverage: float, reads: bool, out_dir: Path, keep: Path | None = None) -> None:
+            silver: bool, min_coverage: float, reads: bool, out_dir: Path, keep: Path | None = None,
+            fallback_on: str = "auto") -> None:
     """The stream protocol through the real loop, in a fresh temporary home and Maildir (or `keep`)."""
     import contextlib
     import tempfile
@@ -148,7 +153,7 @@ def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_ra
     data = read_labeled_set(messages, taxonomy, oos_label=oos_label)
     encoder = backends.encoder(settings)
     config = StreamConfig(correction_rate=correction_rate, train_every=train_every, silver=silver,
-                          min_coverage=min_coverage, reads=reads)
+                          min_coverage=min_coverage, fallback_on=fallback_on, reads=reads)
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise LabelRouterError(f"--keep {keep}: the stream needs a new (or empty) directory")
     place = contextlib.nullcontext(str(keep)) if keep is not None else tempfile.TemporaryDirectory(prefix="labelrouter-stream-")

@@ -36,6 +36,7 @@ def build_training_context(settings: Settings, store: Store, *, labels: LabelSet
     overrides.setdefault("archive_target_precision", settings.archive_target_precision)
     overrides.setdefault("target_precision", settings.target_precision)
     overrides.setdefault("min_coverage", settings.min_coverage)
+    overrides.setdefault("fallback_on", settings.fallback_on)
     overrides.setdefault("cache_dir", settings.resolved_cache_dir)  # candidate encoders and rerankers unpack here
     if "analysis" not in overrides:
         overrides.setdefault("analysis_path", settings.resolved_cache_dir / ANALYSIS_FILE)

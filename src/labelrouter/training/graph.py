@@ -88,6 +88,7 @@ class TrainingContext:
     promote_margin: float = 0.01  # top-1 a candidate must gain over the current head
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
     min_coverage: float = 0.80  # ... unless that would send more than 20 % of mail to the fallback
+    fallback_on: str = "auto"  # the statistic the threshold is on: chosen on validation, or pinned
     archive_target_precision: float = 0.97  # archiving hides mail: a stricter target for the archive threshold
     # Each example's document analysed once per context, not once per stage (fit, calibrate, pull,
     # evaluate, refit each transform them); the stages that read documents activate it.
@@ -416,7 +417,8 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     correct = scores.top == gold
     # The policy may put the threshold on the margin instead of the confidence (the one that tells right
     # from wrong better on these examples); archiving stays on the confidence, never below its fallback.
-    policy = fallback_policy(scores.confidence, correct, ctx.target_precision, ctx.min_coverage, margin=scores.margin)
+    policy = fallback_policy(scores.confidence, correct, ctx.target_precision, ctx.min_coverage, margin=scores.margin,
+                             on=ctx.fallback_on)
     threshold, fallback_on = policy["threshold"], policy["fallback_on"]
     archive = fit_threshold(scores.confidence, correct, ctx.archive_target_precision)
     silver_margin = 100 * fit_threshold(scores.margin / 100, correct, 0.95)
