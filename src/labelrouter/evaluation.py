@@ -153,8 +153,7 @@ class Evaluator:
         """The fallback policy fitted on a router's validation scores; as in training, a trained head's may
         choose the margin (the cold start has only its confidence setting)."""
         return fallback_policy(s_val.confidence, s_val.top == self.gold[self.val], self.target_precision,
-                               self.min_coverage, margin=s_val.margin if trained else None,
-                               on=self.fallback_on if trained else "confidence")
+                               self.min_coverage, margin=s_val.margin, on=self.fallback_on if trained else "confidence")
 
     def _configs(self, trained: Router | None, dense: Router | None = None) -> dict[str, dict[str, Any]]:
         """Every configuration on the test split, thresholds (the fallback policy) and blend weight fitted

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from labelrouter.labels import LabelSet
-from labelrouter.models.scoring import Scores
+from labelrouter.models.scoring import FALLBACK_ON, Scores
 
 
 def decision_metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: LabelSet, *,
@@ -115,18 +115,18 @@ def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precisio
 
     On mail that a model labels with 50 % accuracy a 90 % precision target sends 85 % of it to the fallback:
     correct, and useless. Returns plain floats (it is stored in state and model metrics)."""
-    if on not in ("auto", "confidence", "margin"):
+    if on not in FALLBACK_ON:
         raise ValueError(f"fallback_on must be auto, confidence or margin, not {on!r}")
     if on == "margin" and margin is None:
         raise ValueError("a fallback on the margin needs the margins")
-    correct = np.asarray(correct, dtype=bool)
-    chosen = _policy_on(np.asarray(confidence, dtype=float), correct, target_precision, min_coverage)
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    chosen = _policy_on(confidence, correct, target_precision, min_coverage)
     chosen["fallback_on"] = "confidence"
     if margin is not None and len(correct) and on != "confidence":
-        areas = {"confidence": aurc(np.asarray(confidence, dtype=float), correct),
-                 "margin": aurc(np.asarray(margin, dtype=float), correct)}
+        margin = np.asarray(margin, dtype=float)
+        areas = {"confidence": aurc(confidence, correct), "margin": aurc(margin, correct)}
         if on == "margin" or areas["margin"] < areas["confidence"] - 1e-9:
-            chosen = _policy_on(np.asarray(margin, dtype=float), correct, target_precision, min_coverage)
+            chosen = _policy_on(margin, correct, target_precision, min_coverage)
             chosen["fallback_on"] = "margin"
         chosen["aurc"] = areas
     return chosen

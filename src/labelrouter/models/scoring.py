@@ -132,6 +132,7 @@ def _decided(sims: np.ndarray, topk: np.ndarray, router: np.ndarray, head: np.nd
 
 
 FALLBACK_STATISTICS = ("confidence", "margin")
+FALLBACK_ON = ("auto", *FALLBACK_STATISTICS)  # what the fallback policy may be told: choose on validation, or pin
 
 
 def statistic(confidence: np.ndarray, margin: np.ndarray, fallback_on: str) -> np.ndarray:
