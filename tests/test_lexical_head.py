@@ -213,9 +213,10 @@ def test_the_fallback_policy_puts_the_threshold_on_the_margin_only_where_it_tell
     assert fallback_policy(margin / 60, right, 0.8, 0.5, margin=confidence)["fallback_on"] == "confidence"
     assert fallback_policy(confidence, right, 0.8, 0.5, margin=confidence * 100)["fallback_on"] == "confidence"
     # The setting pins either one.
-    assert fallback_policy(confidence, right, 0.8, 0.3, margin=margin, on="confidence") == on_confidence
+    assert fallback_policy(confidence, right, 0.8, 0.3, margin=margin, on="confidence") == {**on_confidence, "pinned": True}
     pinned = fallback_policy(margin / 60, right, 0.8, 0.3, margin=confidence, on="margin")
     assert pinned["fallback_on"] == "margin" and pinned["aurc"]["margin"] > pinned["aurc"]["confidence"]
+    assert pinned["pinned"] and not policy["pinned"]
     with pytest.raises(ValueError, match="auto, confidence or margin"):
         fallback_policy(confidence, right, 0.8, 0.3, margin=margin, on="entropy")
     json.dumps(policy)
@@ -247,6 +248,9 @@ def test_a_head_whose_policy_chose_the_margin_decides_and_explains_by_it():
     assert routing.fallback and routing.label == "other" and routing.fallback_on == "margin"
     assert routing.threshold == pytest.approx(cut)
     assert f"leads the runner-up by less than {cut:.2f} points" in routing.rule and "margin told" in routing.rule
+    # Pinned by the setting, the rule says so instead of crediting validation.
+    head.metrics["fallback_policy"]["pinned"] = True
+    assert "by the setting fallback_on" in router.fallback_rule() and "margin told" not in router.fallback_rule()
     # Archiving stays on the confidence: a margin threshold (0–100) is no floor for it.
     assert Router(parse_label_set({"fallback": "other", "labels": [
         {"name": labels[0], "archive": True}, *({"name": n} for n in labels[1:]), {"name": "other"}]}),

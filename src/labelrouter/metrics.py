@@ -111,7 +111,7 @@ def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precisio
     With `margin` (the winner's lead over the runner-up) the policy is fitted on each statistic and keeps the
     one that orders these decisions better, right before wrong (the lower area under the risk–coverage
     curve; a tie keeps confidence): "fallback_on" says which, "aurc" what each scored. `on` pins the
-    statistic instead ("confidence" or "margin"; the setting `fallback_on`).
+    statistic instead ("confidence" or "margin"; the setting `fallback_on`), and "pinned" says so.
 
     On mail that a model labels with 50 % accuracy a 90 % precision target sends 85 % of it to the fallback:
     correct, and useless. Returns plain floats (it is stored in state and model metrics)."""
@@ -121,13 +121,13 @@ def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precisio
         raise ValueError("a fallback on the margin needs the margins")
     confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
     chosen = _policy_on(confidence, correct, target_precision, min_coverage)
-    chosen["fallback_on"] = "confidence"
+    chosen["fallback_on"], chosen["pinned"] = "confidence", on != "auto"
     if margin is not None and len(correct) and on != "confidence":
         margin = np.asarray(margin, dtype=float)
         areas = {"confidence": aurc(confidence, correct), "margin": aurc(margin, correct)}
         if on == "margin" or areas["margin"] < areas["confidence"] - 1e-9:
             chosen = _policy_on(margin, correct, target_precision, min_coverage)
-            chosen["fallback_on"] = "margin"
+            chosen["fallback_on"], chosen["pinned"] = "margin", on != "auto"
         chosen["aurc"] = areas
     return chosen
 

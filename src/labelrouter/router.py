@@ -174,7 +174,8 @@ class Router:
             why = (f"fit for precision ≥ {policy['target_precision']:.0%} on validation; coverage there "
                    f"{policy['coverage']:.0%}")
         if scoring.fallback_on == "margin":
-            why += "; the margin told right from wrong better than the confidence there"
+            why += ("; on the margin by the setting fallback_on" if policy.get("pinned") else
+                    "; the margin told right from wrong better than the confidence there")
         return f"{below} ({why})"
 
     # -- explanations --------------------------------------------------------------------------------
