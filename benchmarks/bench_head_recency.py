@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 from bench_retrieval import load_set  # noqa: E402 - benchmarks/ is the script's own folder
 
+from labelrouter.baselines import tfidf_svm  # noqa: E402
 from labelrouter.evaluation import Evaluator  # noqa: E402
 from labelrouter.models.encoder import load_encoder, packaged_encoder_path  # noqa: E402
 from labelrouter.models.scoring import ScoringParams  # noqa: E402
@@ -36,9 +37,6 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(".labelrouter/cache/eval-embeddings"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.svm import LinearSVC
-
     data = load_set(args.set)
     ev = Evaluator(data, load_encoder(packaged_encoder_path()), ScoringParams(), cache_dir=args.cache)
     order = time_order(range(len(data.rows)), [r.get("date") for r in data.rows])
@@ -59,9 +57,8 @@ def main() -> None:
                                          sample_weight=weight)
                 top = head.logits(X[test], [docs[i] for i in test]).argmax(axis=1)
                 right[str(half_life or "none")] += (np.array(head.labels)[top] == truth).tolist()
-            vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-            svm = LinearSVC(C=0.5).fit(vectorizer.fit_transform([texts[i] for i in train]), y)
-            right["tfidf_svm"] += (svm.predict(vectorizer.transform([texts[i] for i in test])) == truth).tolist()
+            svm = tfidf_svm([texts[i] for i in train], y)
+            right["tfidf_svm"] += (svm.predict([texts[i] for i in test]) == truth).tolist()
     result = {"set": args.set, "every": args.every, "judged": len(right["tfidf_svm"]),
               "top1": {name: round(float(np.mean(hits)), 4) for name, hits in right.items()}}
     print(json.dumps(result), flush=True)

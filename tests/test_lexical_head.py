@@ -300,7 +300,7 @@ def test_validation_chooses_how_much_the_vector_counts_against_the_words():
                               label_order=labels)[0] == DENSE_SCALE in DENSE_SCALES
 
 
-def test_a_run_whose_scale_trials_saw_every_example_fits_no_fourth_head(monkeypatch):
+def test_a_run_whose_scale_trials_saw_every_example_fits_no_extra_head(monkeypatch):
     """When the training set is no larger than the trials' sample, the chosen trial is the candidate: the
     same head a separate fit at that scale gives, without fitting it again."""
     import labelrouter.training.head as training_head

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from labelrouter import baselines
 from labelrouter.errors import ConfigError
 from labelrouter.labels import Label, LabelSet
 from labelrouter.metrics import decision_metrics, fallback_policy, router_metrics
@@ -234,14 +235,10 @@ class Evaluator:
 
     # -- baselines -----------------------------------------------------------------------------
     def tfidf_svm(self, train_idx: list[int]) -> dict[str, Any]:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.svm import LinearSVC
-
         text = lambda idx: [row_text(self.data.rows[i], 5_000) for i in idx]  # noqa: E731
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-        model = LinearSVC(C=0.5).fit(vectorizer.fit_transform(text(train_idx)), self.gold[train_idx])
+        model = baselines.tfidf_svm(text(train_idx), self.gold[train_idx])
         test = self._in_scope(self.test)
-        decision = model.decision_function(vectorizer.transform(text(test)))
+        decision = model.decision_function(text(test))
         full = np.full((len(test), len(self.labels)), -np.inf)
         full[:, model.classes_] = decision if decision.ndim == 2 else np.c_[-decision, decision]
         return decision_metrics(full.argmax(1), _ranked(full), self.gold[test], self.labels)

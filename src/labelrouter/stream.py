@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from labelrouter.baselines import tfidf_svm
 from labelrouter.feedback import MiningPolicy, sync_and_mine
 from labelrouter.graph.context import build_context
 from labelrouter.labels import Label, LabelSet
@@ -78,14 +79,11 @@ def _baselines(train_texts: list[str], train_X: np.ndarray, train_y: list[str], 
     """TF-IDF + linear SVM and frozen-embedding LR fit on the corrections so far; None before 2 labels."""
     if len(set(train_y)) < 2:
         return {"tfidf_svm": [None] * len(texts), "frozen_lr": [None] * len(texts)}
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
 
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    svm = LinearSVC(C=0.5).fit(vectorizer.fit_transform(train_texts), train_y)
+    svm = tfidf_svm(train_texts, train_y)
     lr = LogisticRegression(C=10.0, max_iter=1000).fit(train_X, train_y)
-    return {"tfidf_svm": list(svm.predict(vectorizer.transform(texts))), "frozen_lr": list(lr.predict(X))}
+    return {"tfidf_svm": list(svm.predict(texts)), "frozen_lr": list(lr.predict(X))}
 
 
 def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamConfig,
