@@ -81,6 +81,7 @@ def test_cold_protocol_has_only_the_router(subset, encoder):
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--protocol", "warm"], "unknown protocol"),
     (["--k", "a,b"], "--k takes"),
+    (["--fallback-on", "entropy"], "'entropy': use auto, confidence or margin"),
     ([], "150 rows have labels not in"),  # the oos rows, unless named by --oos-label
 ])
 def test_bad_options_are_one_line(subset, args, fragment, encoder):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from labelrouter.labels import LabelSet
-from labelrouter.models.scoring import FALLBACK_ON, Scores
+from labelrouter.models.scoring import FALLBACK_ON, FALLBACK_ON_CHOICES, Scores
 
 
 def decision_metrics(pred: np.ndarray, ranking: np.ndarray, gold: np.ndarray, labels: LabelSet, *,
@@ -116,7 +116,7 @@ def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precisio
     On mail that a model labels with 50 % accuracy a 90 % precision target sends 85 % of it to the fallback:
     correct, and useless. Returns plain floats (it is stored in state and model metrics)."""
     if on not in FALLBACK_ON:
-        raise ValueError(f"fallback_on must be auto, confidence or margin, not {on!r}")
+        raise ValueError(f"fallback_on must be {FALLBACK_ON_CHOICES}, not {on!r}")
     if on == "margin" and margin is None:
         raise ValueError("a fallback on the margin needs the margins")
     confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)

@@ -105,7 +105,7 @@ def eval_(
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
     from labelrouter.evaluation import Evaluator, write_outputs
-    from labelrouter.models.scoring import FALLBACK_ON
+    from labelrouter.models.scoring import FALLBACK_ON, FALLBACK_ON_CHOICES
     from labelrouter.router import scoring_params
     from labelrouter.training.importer import read_labeled_set
 
@@ -114,7 +114,7 @@ def eval_(
     if unknown or not protocols:
         raise LabelRouterError(f"unknown protocol {','.join(unknown) or protocol!r}: use cold, fewshot, full or stream")
     if fallback_on not in FALLBACK_ON:
-        raise LabelRouterError(f"--fallback-on {fallback_on!r}: use auto, confidence or margin")
+        raise LabelRouterError(f"--fallback-on {fallback_on!r}: use {FALLBACK_ON_CHOICES}")
     if "stream" in protocols:
         if len(protocols) > 1:
             raise LabelRouterError("the stream protocol runs on its own: --protocol stream")

@@ -133,6 +133,7 @@ def _decided(sims: np.ndarray, topk: np.ndarray, router: np.ndarray, head: np.nd
 
 FALLBACK_STATISTICS = ("confidence", "margin")
 FALLBACK_ON = ("auto", *FALLBACK_STATISTICS)  # what the fallback policy may be told: choose on validation, or pin
+FALLBACK_ON_CHOICES = f"{', '.join(FALLBACK_ON[:-1])} or {FALLBACK_ON[-1]}"  # for error messages, spelled from the tuple
 
 
 def statistic(confidence: np.ndarray, margin: np.ndarray, fallback_on: str) -> np.ndarray:
