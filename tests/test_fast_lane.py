@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from labelrouter.cli.app import app
 from labelrouter.demo import create_sample_mailbox
 from labelrouter.mail.maildir import LocalMaildir
+from labelrouter.settings import MIN_COVERAGE
 from labelrouter.state import LabelingOutput
 from labelrouter.store import open_store
 from labelrouter.training import build_training_context, run_training
@@ -61,7 +62,8 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
     assert registry_at(settings.resolved_models_dir).current_version() == state.candidate_version
     ctx = build_context(settings)
     assert ctx.model_version.endswith(f"+head:{state.candidate_version}")
-    assert len(state.val_ids) == 12 and all(i.split(":")[-1] in {"9", "10", "11"} for i in state.val_ids)  # newest
+    # Every other example of each label validates (the cold start has learned none of them).
+    assert len(state.val_ids) == 30 and all(int(i.split(":")[-1]) % 2 for i in state.val_ids)
     # Its fallback rule is the one its policy chose on validation, on the confidence or on the margin.
     head = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version, dim=stub_encoder.dim)
     policy = head.metrics["fallback_policy"]
@@ -92,23 +94,26 @@ def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_
     head = registry_at(settings.resolved_models_dir).current_head(embedder=stub_encoder.version, dim=stub_encoder.dim)
     # Refit on train and validation (the newest examples): its label counts include the validation rows.
     assert head.counts.sum() == 2.0 * 48 and head.metrics["trained_through_seq"] == 48
-    assert head.metrics["fallback_policy"]["min_coverage"] == 0.8 and 0.0 <= head.pull <= 1.0
+    assert head.metrics["fallback_policy"]["min_coverage"] == MIN_COVERAGE and 0.0 <= head.pull <= 1.0
     again = run_training(build_training_context(settings, store))
     assert not again.promoted and again.decision == "not trained: nothing new"
-    # One more example is something new: the next run trains, judging the current head only on it and
-    # whatever else of validation it has not learned (too few here, so on all of validation).
-    more = separable_examples(stub_encoder, names[:1], per_label=13)[-1:]
-    more[0]["example_id"] = "gold:new:1"
-    more[0]["document"] = f"from: {names[0]}@x.example\n\nthe newest note"
-    store.add_examples(more)
-    # The first run kept its lexical analyses: this one analyses the new example's document only.
+    # One new example is something new, but nothing to judge a candidate on: validation holds every other
+    # new example of a label, so it trains once there are a few.
+    more = separable_examples(stub_encoder, names[:1], per_label=16)[-4:]
+    for k, row in enumerate(more):
+        row["example_id"], row["document"] = f"gold:new:{k}", f"from: {names[0]}@x.example\n\nthe newest note {k}"
+    store.add_examples(more[:1])
+    one = run_training(build_training_context(settings, store))
+    assert one.decision == "not trained: not enough data" and "has not learned" in one.skipped[0]
+    store.add_examples(more[1:])
+    # The first run kept its lexical analyses: this one analyses the new examples' documents only.
     assert (settings.resolved_cache_dir / ANALYSIS_FILE).exists()
     analysed = []
     real = lexical.analyze
     monkeypatch.setattr(lexical, "analyze", lambda d: analysed.append(d) or real(d))
     third = run_training(build_training_context(settings, store))
-    assert third.decision != "not trained: nothing new" and third.metrics["candidate"]["judged_on"] >= 10
-    assert analysed == [more[0]["document"]]
+    assert third.metrics["candidate"]["judged_on"] == 2 and sorted(third.val_ids) == ["gold:new:1", "gold:new:3"]
+    assert sorted(analysed) == sorted(row["document"] for row in more)
 
 
 def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, stub_encoder, settings):
@@ -134,15 +139,15 @@ def test_the_training_graph_checkpoints_and_resumes_from_state_alone(tmp_path, s
     assert registry_at(settings.resolved_models_dir).current_version() == final["candidate_version"]
 
 
-def test_validation_is_what_the_current_head_has_not_learned_and_a_tie_goes_to_the_candidate(tmp_path, stub_encoder,
-                                                                                             settings):
+def test_validation_is_what_the_current_head_has_not_learned_and_noise_goes_to_the_candidate(tmp_path, stub_encoder,
+                                                                                           settings):
     """After a promotion, the next run validates on examples the current head never saw and trains the
-    candidate on everything it did see, so the two are judged fairly — and a candidate that knows more
-    wins a tie."""
+    candidate on everything it did see and half of what is new, so the two are judged fairly — and a
+    candidate that knows more is promoted unless it is measurably worse."""
     from types import SimpleNamespace
 
     from labelrouter.labels import load_label_set
-    from labelrouter.training.graph import TrainingState, gate
+    from labelrouter.training.graph import TrainingState, gate, reject
 
     store = open_store(settings)
     names = load_label_set(LABELS_JSON).names[:4]
@@ -152,14 +157,21 @@ def test_validation_is_what_the_current_head_has_not_learned_and_a_tie_goes_to_t
     learned = {e["example_id"] for e in store.examples(stub_encoder.version)}
     store.add_examples([e for e in first if int(e["example_id"].rsplit(":", 1)[-1]) >= 20])
     state = run_training(build_training_context(settings, store))
-    assert state.val_unlearned and set(state.val_ids).isdisjoint(learned) and len(state.val_ids) == 32
-    assert learned <= set(state.train_ids)
-    runtime = SimpleNamespace(context=SimpleNamespace(promote_margin=0.01))
-    tie = {"current": {"top1": 0.8}, "candidate": {"top1": 0.8}}
-    assert gate(TrainingState(metrics=tie, val_unlearned=True), runtime) == "promote"
-    assert gate(TrainingState(metrics=tie, val_unlearned=False), runtime) == "reject"
-    worse = {"current": {"top1": 0.8}, "candidate": {"top1": 0.79}}
-    assert gate(TrainingState(metrics=worse, val_unlearned=True), runtime) == "reject"
+    assert set(state.val_ids).isdisjoint(learned) and len(state.val_ids) == 40  # every other new one
+    assert learned <= set(state.train_ids) and len(state.train_ids) == 120
+    context = SimpleNamespace(promote_margin=0.0, registry=SimpleNamespace(discard=lambda _v: None))
+    runtime = SimpleNamespace(context=context)
+    within = {"current": {"top1": 0.8}, "candidate": {"top1": 0.76, "noise": 0.05, "judged_on": 40}}
+    assert gate(TrainingState(metrics=within), runtime) == "promote"
+    worse = {"current": {"top1": 0.8}, "candidate": {"top1": 0.74, "noise": 0.05, "judged_on": 40}}
+    assert gate(TrainingState(metrics=worse), runtime) == "reject"
+    # A new encoder must at least tie (plus `promote_margin`): re-embedding is not done for noise.
+    assert gate(TrainingState(metrics=within, candidate_encoder="e2"), runtime) == "reject"
+    assert gate(TrainingState(metrics={**within, "candidate": {"top1": 0.8, "noise": 0.05}}, candidate_encoder="e2"),
+                runtime) == "promote"
+    kept = reject(TrainingState(metrics=worse, current_version="h1", candidate_version="h2"),
+                  SimpleNamespace(context=SimpleNamespace(**vars(context), encoder=None)))
+    assert kept["decision"] == "kept h1: candidate top-1 0.7400 vs 0.8000 on 40 (needs 0.7500)"
 
 
 def test_a_nightly_run_reuses_the_current_scale_until_the_training_set_doubles(tmp_path, stub_encoder, settings,

@@ -33,12 +33,12 @@ from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import AnalysisCache, uncached
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.router import Router
+from labelrouter.settings import MIN_COVERAGE
 from labelrouter.splits import holdout
 from labelrouter.training.head import fit_head, refresh_label_vectors, train_linear_head
 from labelrouter.training.importer import LabeledSet, row_text, row_text_and_document
 
 TARGET_PRECISION = 0.90
-MIN_COVERAGE = 0.80
 VAL_FRACTION = 0.2
 
 

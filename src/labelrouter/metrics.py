@@ -87,17 +87,26 @@ def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     return float(total)
 
 
-def fit_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision: float) -> float:
+def fit_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision: float, *,
+                  between: bool = False) -> float:
     """Lowest threshold whose non-fallback decisions reach `target_precision` (max coverage at that precision).
 
-    When no threshold reaches it, the one with the best precision is used (ties: more coverage).
-    """
+    When no threshold reaches it, the one with the best precision is used (ties: more coverage). With
+    `between`, a threshold that keeps every decision is 0 (nothing falls back) and any other lies halfway
+    to the next lower value: the validation decisions it keeps are kept, and so is new mail that scores a
+    little below the last of them (a threshold at exactly the lowest value kept sent a tenth of new mail to
+    the fallback of a head right on all of its validation)."""
     order = np.argsort(-confidence, kind="stable")
     conf_sorted, hits = confidence[order], correct[order].astype(float)
     precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)  # keeping the top i+1 decisions
     ok = np.nonzero(precision >= target_precision)[0]
     i = int(ok[-1]) if len(ok) else int(np.argmax(precision))
-    return float(conf_sorted[i])
+    return _between(conf_sorted, i) if between else float(conf_sorted[i])
+
+
+def _between(ranked: np.ndarray, i: int) -> float:
+    """A threshold that keeps the `i + 1` highest of `ranked` (descending): halfway to the next, 0 for all."""
+    return 0.0 if i >= len(ranked) - 1 else float((ranked[i] + ranked[i + 1]) / 2)
 
 
 def fallback_policy(confidence: np.ndarray, correct: np.ndarray, target_precision: float,
@@ -137,13 +146,13 @@ def _policy_on(values: np.ndarray, correct: np.ndarray, target_precision: float,
     if not len(values):
         return {"threshold": 0.0, "bound": "precision", "target_precision": float(target_precision),
                 "min_coverage": float(min_coverage), "precision": 0.0, "coverage": 0.0}
-    threshold, bound = fit_threshold(values, correct, target_precision), "precision"
+    threshold, bound = fit_threshold(values, correct, target_precision, between=True), "precision"
     # The floor is a promise about mail not yet seen: held on validation with one standard error of a
     # proportion to spare, so that it holds on new mail more often than not (on 400 examples, 82 % for 80 %).
     floor = min(1.0, min_coverage + float(np.sqrt(min_coverage * (1 - min_coverage) / len(values))))
     if np.mean(values >= threshold) < floor:
         ranked = np.sort(values)[::-1]
-        threshold = float(ranked[max(0, int(np.ceil(floor * len(ranked))) - 1)])
+        threshold = _between(ranked, max(0, int(np.ceil(floor * len(ranked))) - 1))
         bound = "coverage"
     kept = values >= threshold
     return {"threshold": float(threshold), "bound": bound, "target_precision": float(target_precision),

@@ -18,6 +18,9 @@ from labelrouter.mail.parse import ParseLimits
 # `labelrouter init` copies it there; commands that change labels refuse to edit the packaged copy.
 PACKAGED_LABELS = Path(__file__).resolve().parent / "defaults" / "labels.json"
 USER_CONFIG = Path("config")
+# The fallback policy's coverage floor (`min_coverage`): every fallback is a message the user files by hand,
+# so the fallback keeps to the mail the model is least sure of, at most about a twentieth of it.
+MIN_COVERAGE = 0.95
 
 
 def _labels_default() -> Path:
@@ -66,7 +69,7 @@ class Settings(BaseSettings):
     # `target_precision`, but never so high that fewer than `min_coverage` of messages get a real label.
     fallback_threshold: float = Field(0.35, ge=0, le=1)
     target_precision: float = Field(0.90, gt=0, le=1)
-    min_coverage: float = Field(0.80, ge=0, le=1)
+    min_coverage: float = Field(MIN_COVERAGE, ge=0, le=1)
     # What a trained head's fallback threshold is on: "auto" lets validation choose between the confidence and
     # the margin over the runner-up (docs/training.md, "The fallback policy"); the others pin one.
     fallback_on: Literal["auto", "confidence", "margin"] = "auto"

@@ -18,7 +18,7 @@ import json
 import os
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as Mime
@@ -31,13 +31,13 @@ import numpy as np
 from labelrouter.baselines import tfidf_svm
 from labelrouter.feedback import MiningPolicy, sync_and_mine
 from labelrouter.graph.context import build_context
-from labelrouter.labels import Label, LabelSet
+from labelrouter.labels import Label, LabelSet, load_label_set
 from labelrouter.mail.maildir import LocalMaildir, folder_name
-from labelrouter.metrics import aurc
+from labelrouter.metrics import aurc, risk_coverage
 from labelrouter.models.encoder import Encoder
 from labelrouter.moments import parse_moment
 from labelrouter.pipeline import Labeler
-from labelrouter.settings import load_settings
+from labelrouter.settings import MIN_COVERAGE, load_settings
 from labelrouter.splits import time_order
 from labelrouter.store import open_store
 from labelrouter.store.records import decode_embedding
@@ -53,9 +53,10 @@ class StreamConfig:
     train_every: int = 100
     seed: int = 0
     silver: bool = False
-    min_coverage: float = 0.80
+    min_coverage: float = MIN_COVERAGE
     fallback_on: str = "auto"
     reads: bool = True  # the user reads the messages they look at, right ones included
+    record: bool = False  # the report lists every message's truth and label (`outcomes`), for `scenarios`
 
 
 def _when(row: dict[str, Any], fallback: datetime) -> datetime:
@@ -75,20 +76,47 @@ def _mime(row: dict[str, Any], when: datetime) -> bytes:
 
 
 def _baselines(train_texts: list[str], train_X: np.ndarray, train_y: list[str], texts: list[str],
-               X: np.ndarray) -> dict[str, list[str | None]]:
-    """TF-IDF + linear SVM and frozen-embedding LR fit on the corrections so far; None before 2 labels."""
+               X: np.ndarray) -> dict[str, tuple[list[str | None], np.ndarray]]:
+    """TF-IDF + linear SVM and frozen-embedding LR fit on the examples so far: each one's labels for the
+    chunk, and its own margin (its best score's lead over the runner-up), by which it would rank the chunk
+    for a fallback of its own. None before there are 2 labels."""
     if len(set(train_y)) < 2:
-        return {"tfidf_svm": [None] * len(texts), "frozen_lr": [None] * len(texts)}
+        nothing: tuple[list[str | None], np.ndarray] = ([None] * len(texts), np.zeros(len(texts)))
+        return {"tfidf_svm": nothing, "frozen_lr": nothing}
     from sklearn.linear_model import LogisticRegression
 
     svm = tfidf_svm(train_texts, train_y)
     lr = LogisticRegression(C=10.0, max_iter=1000).fit(train_X, train_y)
-    return {"tfidf_svm": list(svm.predict(texts)), "frozen_lr": list(lr.predict(X))}
+    return {"tfidf_svm": (list(svm.predict(texts)), _lead(svm.decision_function(texts))),
+            "frozen_lr": (list(lr.predict(X)), _lead(lr.predict_proba(X)))}
+
+
+def _lead(scores: np.ndarray) -> np.ndarray:
+    """(n,) the best score's lead over the runner-up (a binary decision function: its distance from 0)."""
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim == 1:
+        return np.abs(scores)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
+def at_coverage(margins: np.ndarray, right: np.ndarray, coverage: float) -> float | None:
+    """Precision of the decisions a classifier keeps when it labels only the `coverage` share it is surest
+    of (by its own margin) and falls back on the rest: how a plain classifier with a fallback of its own
+    would do at labelrouter's coverage."""
+    if not len(right):
+        return None
+    keep = max(1, int(round(coverage * len(right))))
+    order = np.argsort(-np.asarray(margins, dtype=float), kind="stable")[:keep]
+    return float(np.asarray(right, dtype=bool)[order].mean())
 
 
 def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamConfig,
-               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the stream in `work` (a fresh directory) and return the report."""
+               progress: Callable[[str], None] | None = None,
+               events: Mapping[int, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Run the stream in `work` (a fresh directory) and return the report. `events`: what the user does to
+    labelrouter before the chunk holding that message index is delivered — ("rename", old, new) runs the
+    real `labels rename`; the stream's later truths follow the new name."""
     progress = progress or (lambda _m: None)
     fallback = data.oos_label or "other"
     labels = data.taxonomy if fallback in data.taxonomy else LabelSet(
@@ -111,14 +139,20 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
     decisions: list[str] = []
     truth_of: dict[str, str] = {}
     baseline_hits = {"tfidf_svm": 0, "frozen_lr": 0}
+    baseline_ranked: dict[str, list[tuple[bool, float]]] = {"tfidf_svm": [], "frozen_lr": []}  # right?, margin
+    outcomes: list[dict[str, Any]] = []
+    renamed: dict[str, str] = {}
+    pending = sorted((events or {}).items())
     totals = {"n": 0, "correct": 0, "covered": 0, "corrections": 0, "outside_topk": 0}
     judged: list[tuple[bool, float, float, str]] = []  # top label right?, confidence, margin, rule in force
     for start in range(0, len(order), config.train_every):
+        while pending and pending[0][0] < start + config.train_every:
+            labels = _apply_event(pending.pop(0)[1], settings, store, box, encoder, labels_path, renamed)
         chunk = [data.rows[i] for i in order[start : start + config.train_every]]
         ids = []
         for row in chunk:
             mid = box.deliver(_mime(row, _when(row, first)))
-            truth_of[mid] = row["label"]
+            truth_of[mid] = renamed.get(row["label"], row["label"])
             ids.append(mid)
         ctx = build_context(settings, mode="apply", mailbox=box, store=store, labels=labels, encoder=encoder)
         with Labeler(ctx, settings) as labeler:
@@ -134,10 +168,12 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
                                else np.zeros((0, encoder.dim)), [e["label"] for e in examples],
                                [row_text(r) for r in chunk], chunk_X)
         window = {"start": start, "n": len(ids), "correct": 0, "covered": 0}
-        for name, preds in predicted.items():
-            hits = sum(p == truth_of[m] for p, m in zip(preds, ids, strict=True))
-            window[name] = hits / len(ids)
-            baseline_hits[name] += hits
+        for name, (preds, margins) in predicted.items():
+            right_ = [p == truth_of[m] for p, m in zip(preds, ids, strict=True)]
+            window[name] = sum(right_) / len(ids)
+            baseline_hits[name] += sum(right_)
+            if preds[0] is not None:
+                baseline_ranked[name] += zip(right_, margins.tolist(), strict=True)
         for mid in ids:
             outcome, row = decided.get(mid), stored[mid]
             truth = truth_of[mid]
@@ -148,6 +184,8 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
                 judged.append((row["top_label"] == truth, row["confidence"], row["margin"] or 0.0,
                                row["fallback_on"] or "confidence"))
             window["covered"] += bool(outcome and not outcome.fallback)
+            if config.record:
+                outcomes.append({"truth": truth, "label": label, "fallback": bool(outcome and outcome.fallback)})
             if label is None or rng.random() >= config.correction_rate:
                 continue  # failed (recorded as such), or the user did not look at it
             if right:
@@ -175,10 +213,11 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
     kinds = dict(sorted(Counter(e["kind"] for e in mined).items()))
     store.close()
     n = max(1, totals["n"])
-    return {
+    coverage = totals["covered"] / n
+    report = {
         "dataset": data.name, "protocol": "stream", "correction_rate": config.correction_rate, "reads": config.reads,
         "train_every": config.train_every, "silver": config.silver, "n": totals["n"],
-        "prequential_accuracy": totals["correct"] / n, "coverage": totals["covered"] / n,
+        "prequential_accuracy": totals["correct"] / n, "coverage": coverage,
         "precision": totals["correct"] / max(1, totals["covered"]),  # of the messages given a real label
         "corrections": totals["corrections"], **_fallback_statistics(judged),
         "corrections_outside_topk_share": totals["outside_topk"] / max(1, totals["corrections"]),
@@ -188,7 +227,33 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
         "baselines": {name: hits / n for name, hits in baseline_hits.items()},
         "promotions": sum(d.startswith("promoted") for d in decisions), "training_decisions": decisions,
         "windows": windows,
+        # Each baseline with a fallback of its own at labelrouter's coverage, ranked by its own margin: the
+        # precision of the mail it would label (a fallback earns its place only where labelrouter's is higher).
+        "baselines_at_coverage": {name: at_coverage(np.array([m for _, m in ranked]), np.array([r for r, _ in ranked]),
+                                                    coverage) for name, ranked in baseline_ranked.items()},
+        "baselines_risk_coverage": {name: risk_coverage(np.array([m for _, m in ranked]),
+                                                        np.array([r for r, _ in ranked])) if ranked else []
+                                    for name, ranked in baseline_ranked.items()},
     }
+    if config.record:
+        report["outcomes"] = outcomes
+    return report
+
+
+def _apply_event(event: tuple[str, ...], settings: Any, store: Any, box: LocalMaildir, encoder: Encoder,
+                 labels_path: Path, renamed: dict[str, str]) -> LabelSet:
+    """What the user does to labelrouter between two chunks; returns the label list after it."""
+    from labelrouter.artifacts import open_artifacts
+    from labelrouter.label_changes import Targets, rename_label
+    from labelrouter.models.registry import ModelRegistry
+
+    if event[0] != "rename" or len(event) != 3:
+        raise ValueError(f"unknown stream event {event!r}: use ('rename', old, new)")
+    old, new = event[1], event[2]
+    targets = Targets(labels_path, ModelRegistry(open_artifacts(settings)), encoder.version, encoder.dim, store, (box,))
+    rename_label(targets, old, new)
+    renamed.update({k: new for k, v in renamed.items() if v == old} | {old: new})
+    return load_label_set(labels_path)
 
 
 def _fallback_statistics(judged: list[tuple[bool, float, float, str]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import typer
 from labelrouter.cli import backends
 from labelrouter.cli.common import LabelsOpt, err, friendly_errors, out, progress, settings_for
 from labelrouter.errors import LabelRouterError
+from labelrouter.settings import MIN_COVERAGE
 
 MessagesOpt = Annotated[Path, typer.Option("--messages", help="JSONL or JSONL.gz, one labeled message a line.")]
 TaxonomyOpt = Annotated[Path, typer.Option("--taxonomy", help="taxonomy.json of the set.")]
@@ -98,7 +99,7 @@ def eval_(
     reads: Annotated[bool, typer.Option("--reads/--no-reads", help="Stream: the user reads the messages they look at, so right labels are confirmed (--no-reads: they open only wrong ones).")] = True,
     train_every: Annotated[int, typer.Option("--train-every", min=1, help="Stream: messages between sync, mining and training.")] = 100,
     silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Stream: mine silver examples (off by default, as in sync).")] = False,
-    min_coverage: Annotated[float, typer.Option("--min-coverage", min=0.0, max=1.0, help="Fallback policy: the share of messages that keep a real label even below the target precision.")] = 0.80,
+    min_coverage: Annotated[float, typer.Option("--min-coverage", min=0.0, max=1.0, help="Fallback policy: the share of messages that keep a real label even below the target precision.")] = MIN_COVERAGE,
     fallback_on: Annotated[str, typer.Option("--fallback-on", help="Fallback policy: the statistic a trained head's threshold is on (auto: chosen on validation; confidence; margin).")] = "auto",
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse this encoder's vectors of the same texts from <home>/cache/eval-embeddings.")] = True,
     keep: Annotated[Path | None, typer.Option("--keep", help="Stream: run in this new directory and keep it (its home/ holds the store: LABELROUTER_HOME=DIR/home labelrouter report).")] = None,

@@ -4,8 +4,8 @@ normalised.
 What the router embeds must be what a person reading the message sees. Text an HTML sender hides
 (`display:none`, `visibility:hidden`, zero font size, text coloured like its background) and invisible
 Unicode format characters are dropped, so a sender cannot steer the label with words nobody reads. Quote
-stripping cuts at a reply marker only when a quote of an earlier message really follows it, and never
-leaves almost nothing: an "On … wrote:" line cannot make the real content below it vanish.
+stripping cuts at a reply marker only when a quote of an earlier message really follows it, then at the
+first reply header mail-parser-reply recognises in any of its languages, and never leaves almost nothing: an "On … wrote:" line cannot make the real content below it vanish.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import warnings as py_warnings
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 from bs4.element import Tag
+from mailparser_reply import EmailReplyParser
+from mailparser_reply.constants import MAIL_LANGUAGES
 
 _BLOCK_TAGS = ("p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote")
 
@@ -171,8 +173,21 @@ def _alnum(text: str, at_most: int) -> int:
     return sum(1 for _ in itertools.islice(filter(str.isalnum, text), at_most))
 
 
+def _latest_reply(text: str) -> str:
+    """The text above the first quoted-reply header that mail-parser-reply knows, in any of its languages
+    (German "Von:/Gesendet:", Italian "ha scritto:", Gmail's "wrote:" wrapped onto its own line, ...)."""
+    replies = _REPLY_PARSER.read(text).replies
+    return replies[0].content if replies else text
+
+
+# Every language it knows (two-letter codes: it also lists a person's own sign-off as a "language").
+_REPLY_PARSER = EmailReplyParser(languages=[name for name in MAIL_LANGUAGES if len(name) == 2])
+
+
 def strip_quotes_and_signature(text: str) -> str:
-    """Keep what the sender wrote: drop quoted lines, the quoted original and the signature."""
+    """Keep what the sender wrote: drop quoted lines, the quoted original and the signature. Our own pass
+    (quote markers, "On … wrote:" followed by a quote, the Outlook header block, signature delimiters), then
+    mail-parser-reply's reply headers in a dozen languages."""
     kept: list[str] = []
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -190,7 +205,7 @@ def strip_quotes_and_signature(text: str) -> str:
         if line.lstrip().startswith(">"):
             continue
         kept.append(line)
-    cleaned = "\n".join(kept)
+    cleaned = _latest_reply("\n".join(kept))
     # Stripping that leaves almost nothing (a bare forward, "FYI" above a quote) keeps the whole text.
     needed = _alnum(text, MIN_KEPT_ALNUM)
     return cleaned if _alnum(cleaned, needed) >= needed else text

@@ -44,7 +44,8 @@ from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.models.reranker import Rerankers
 from labelrouter.router import Router
-from labelrouter.splits import holdout, time_order
+from labelrouter.settings import MIN_COVERAGE
+from labelrouter.splits import holdout, learnable_holdout
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
 from labelrouter.training.budget import Budget
@@ -53,6 +54,7 @@ from labelrouter.training.head import (
     SELECT_AT_MOST,
     balanced_accuracy,
     fit_head,
+    paired_standard_error,
     refresh_label_vectors,
     train_hybrid_head,
     train_important,
@@ -79,15 +81,22 @@ class TrainingContext:
     router: Router  # labels, description vectors, scoring parameters (its head is the cold-start one)
     registry: ModelRegistry
     val_fraction: float = 0.2
-    min_train: int = 20
-    min_val: int = 10
-    # Validation made only of examples the current head has not learned needs this many of them: the
-    # temperature, the pull, the vector's scale and the fallback threshold are all fitted on it.
+    # A handful of examples is enough to learn from: a user who has just corrected eight mistakes expects
+    # the next ones to go right, and a plain text classifier would already have learned from them
+    # (validation takes every other new example of a label, so eight give two or three; the gate judges
+    # on those, and a candidate is promoted unless measurably worse).
+    min_train: int = 4
+    min_val: int = 2
+    # Validation is at least this many of the examples the current head has not learned, when there are
+    # twice as many (`splits.learnable_holdout`): the temperature, the pull and the thresholds are fitted on it.
     min_fair_val: int = 50
     min_important: int = 5  # flagged and unflagged messages each, in train, before an important head is fit
-    promote_margin: float = 0.01  # top-1 a candidate must gain over the current head
+    # Top-1 a candidate with a new encoder must gain over the current bundle (re-embedding every example is
+    # not done for less). A head-only candidate knows everything the current head learned and more: it is
+    # promoted unless measurably worse (`gate`).
+    promote_margin: float = 0.0
     target_precision: float = 0.90  # of non-fallback decisions, for the refit threshold
-    min_coverage: float = 0.80  # ... unless that would send more than 20 % of mail to the fallback
+    min_coverage: float = MIN_COVERAGE  # ... unless that would send more of the mail to the fallback
     fallback_on: str = "auto"  # the statistic the threshold is on: chosen on validation, or pinned
     archive_target_precision: float = 0.97  # archiving hides mail: a stricter target for the archive threshold
     # Each example's document analysed once per context, not once per stage (fit, calibrate, pull,
@@ -210,9 +219,6 @@ class TrainingState(BaseModel):
     example_ids: list[str] = Field(default_factory=list)
     train_ids: list[str] = Field(default_factory=list)
     val_ids: list[str] = Field(default_factory=list)
-    # Validation holds only examples the current head has not learned, and the candidate trains on all it
-    # learned (`build_datasets`): a tie then goes to the candidate, which knows more.
-    val_unlearned: bool = False
     n_unlearned: int = 0  # examples added or changed since the current head was fit (none: nothing to train)
     # The current head's dense scale, reused until the training set doubles (`_known_scale`); None: try.
     known_scale: float | None = None
@@ -243,42 +249,35 @@ def mine_feedback(state: TrainingState, runtime: Runtime[TrainingContext]) -> di
 
 
 def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
-    """The split policy (`labelrouter.splits`): the newest `val_fraction` of trusted examples validate —
-    but only examples the current head has not learned, when there are at least `min_fair_val` (50) of them: the
-    current head was refit on every example of its run, so the newest fifth would otherwise hold examples
-    it learned and the candidate did not, and the gate would judge a head trained on less recent mail
-    against one trained on more (on enron-lokay-m, with the user reading their mail, it kept a stale head
-    through 14 of 24 runs). The candidate then trains on everything the current head learned, and more.
+    """The split (`splits.learnable_holdout`): validation is made of trusted examples the current head has
+    not learned, the newest first, and never all of a label's — each label's new examples alternate between
+    training and validation. So the candidate trains on everything the current head learned and half of
+    what is new, both are judged on mail neither has seen, and a folder the user has just begun to file
+    into is learned from the first retraining (validation of only the newest examples held a new folder's
+    burst out of every candidate, so the gate compared two models that both missed it, run after run).
     Silver (the model agreeing with itself) only ever trains: judging a model on it would reward it for
     repeating its own decisions."""
     ctx = runtime.context
     rows = ctx.examples(state.example_ids)
     trusted = [i for i, r in enumerate(rows) if r["kind"] != "silver"]
-    occurred = [r["occurred_at"] for r in rows]
-    train, val = holdout(trusted, occurred, ctx.val_fraction)
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     unlearned = _unlearned(current, rows)
-    fair = False
-    if current.metrics.get("trained_through_seq") is not None:
-        new = [i for i in trusted if unlearned[i]]
-        if len(new) >= ctx.min_fair_val and val:
-            val = time_order(new, occurred)[-min(len(val), len(new)):]
-            held = set(val)
-            train, fair = [i for i in trusted if i not in held], True
+    train, val = learnable_holdout(trusted, [r["occurred_at"] for r in rows], [r["label"] for r in rows], unlearned,
+                                   ctx.val_fraction, at_least=ctx.min_fair_val)
     train += [i for i, r in enumerate(rows) if r["kind"] == "silver"]
     scale, chosen_on = _known_scale(current, len(train))
     return {"train_ids": [state.example_ids[i] for i in train], "val_ids": [state.example_ids[i] for i in val],
-            "val_unlearned": fair, "n_unlearned": int(unlearned.sum()), "known_scale": scale,
+            "n_unlearned": int(unlearned.sum()), "known_scale": scale,
             "scale_chosen_on": chosen_on, "current_reranker": current.rerank.version if current.rerank else None}
 
 
 def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
     ctx = runtime.context
     train_labels = {r["label"] for r in ctx.examples(state.train_ids)}
-    if len(state.train_ids) < ctx.min_train or len(state.val_ids) < ctx.min_val or len(train_labels) < 2:
-        return "not_enough_data"
     if not state.n_unlearned:
         return "nothing_new"
+    if len(state.train_ids) < ctx.min_train or len(state.val_ids) < ctx.min_val or len(train_labels) < 2:
+        return "not_enough_data"
     if "retrieval" not in ctx.stages:
         return "train_head"
     # A promoted cross-encoder beat the bundle without it on validation: the bi-encoder learns from it.
@@ -300,7 +299,8 @@ def nothing_new(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict
 def not_enough_data(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     ctx = runtime.context
     return {"skipped": [f"train_head: {len(state.train_ids)} training and {len(state.val_ids)} validation examples "
-                        f"of configured labels (need {ctx.min_train} and {ctx.min_val}, and 2 labels)"],
+                        f"of configured labels (need {ctx.min_train} and {ctx.min_val}, and 2 labels; validation "
+                        "holds every other example of a label that the current head has not learned)"],
             "decision": "not trained: not enough data"}
 
 
@@ -403,13 +403,10 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
     current_router = ctx.router_for(None).with_head(current)
     current_rule = current_router.scoring
-    # The current head was refit on every example of its run (`promote`): judged on those, it would look
-    # better than it is. Both are compared on the validation examples it has not learned, when there are
-    # enough of them.
-    unseen = _unlearned(current, rows)
-    judged = unseen if unseen.sum() >= ctx.min_val else np.ones(len(rows), dtype=bool)
-    cur = router_metrics(current_router.score(X, docs, texts(rows)).rows(judged), gold[judged], ctx.labels,
-                         current_rule.threshold, fallback_on=current_rule.fallback_on)
+    # Validation holds only examples the current head has not learned (`build_datasets`): both are judged on
+    # mail neither has seen.
+    current_scores = current_router.score(X, docs, texts(rows))
+    cur = router_metrics(current_scores, gold, ctx.labels, current_rule.threshold, fallback_on=current_rule.fallback_on)
 
     candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
     scores = ctx.router_for(encoder).with_head(candidate, threshold=current_rule.threshold,
@@ -422,9 +419,11 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     threshold, fallback_on = policy["threshold"], policy["fallback_on"]
     archive = fit_threshold(scores.confidence, correct, ctx.archive_target_precision)
     silver_margin = 100 * fit_threshold(scores.margin / 100, correct, 0.95)
-    cand = router_metrics(scores.rows(judged), gold[judged], ctx.labels, threshold, fallback_on=fallback_on)
+    cand = router_metrics(scores, gold, ctx.labels, threshold, fallback_on=fallback_on)
     cand["fallback_rate_at_current_threshold"] = float(np.mean(scores.fallback))
-    cand["judged_on"] = int(judged.sum())
+    cand["judged_on"] = len(gold)
+    # How far apart two equally good models land on these examples (`gate`).
+    cand["noise"] = paired_standard_error(correct, current_scores.top == gold)
     rule = {"fallback": threshold} if fallback_on == "confidence" else {"fallback_margin": threshold}
     candidate.thresholds = {**rule, "archive": max(archive, rule.get("fallback", 0.0)), "silver_margin": silver_margin,
                             "target_precision": ctx.target_precision, "min_coverage": ctx.min_coverage,
@@ -442,21 +441,29 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     return {"current_version": current.version, "metrics": {"current": cur, "candidate": cand}}
 
 
+def required_top1(state: TrainingState, ctx: TrainingContext) -> float:
+    """The top-1 on validation a candidate needs to be promoted. A head-only candidate learned everything
+    the current head did and half of what is new, and is judged on the other half: it is promoted unless it
+    is measurably worse — below the current head by more than the standard error of their paired difference
+    (on 14 examples one or two disagreements are noise, and keeping the cold-start router for them throws
+    away what the user just taught). A candidate with a new encoder must gain `promote_margin` (a current
+    bundle at 100 % need only be matched)."""
+    cur, cand = state.metrics["current"]["top1"], state.metrics["candidate"]
+    if state.candidate_encoder:
+        return min(1.0, cur + ctx.promote_margin)
+    return cur - float(cand.get("noise", 0.0))
+
+
 def gate(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
     cur, cand = state.metrics["current"], state.metrics["candidate"]
-    # The margin guards against noise; a current head already at (or within the margin of) 100 % need
-    # only be matched, or a perfect validation set would freeze the model forever.
-    better = cand["top1"] >= min(1.0, cur["top1"] + runtime.context.promote_margin)
-    # A candidate that learned everything the current head did, and the newest examples besides, wins a
-    # tie: the refit at promotion teaches it the validation examples too, which the current head never saw.
-    better = better or (state.val_unlearned and cand["top1"] >= cur["top1"])
+    better = cand["top1"] >= required_top1(state, runtime.context) - 1e-12
     # The important head rides in the same bundle: a candidate may not flag importance worse than the
     # current one (when both have one).
     important_ok = cur.get("important_balanced_accuracy") is None or \
         (cand.get("important_balanced_accuracy") or 0.0) >= cur["important_balanced_accuracy"] - 0.01
     # Top-1 on validation is the gate; recall (retrieval's Recall@K, the candidates') is reported, not gated:
     # refreshed label vectors and head proposals move it by points either way, and gating on it kept a stale
-    # head on enron-beck-s through candidates 10 to 30 points better in top-1.
+    # head through candidates 10 to 30 points better in top-1.
     return "promote" if better and important_ok else "reject"
 
 
@@ -464,9 +471,8 @@ def gate(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
 def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """Refit the winning candidate on every example, validation included, then promote it.
 
-    Validation is the newest fifth of the examples: in a mailbox the most relevant ones (new folders, new
-    senders). Having chosen the model on it, leaving it out of the promoted head cost 6 points of stream
-    accuracy on enron-lokay-m. The refit keeps everything validation decided (temperature, thresholds,
+    Validation is among the newest examples: in a mailbox the most relevant ones (new folders, new
+    senders); having chosen the model on it, the promoted head learns it too. The refit keeps everything validation decided (temperature, thresholds,
     metrics, the important head) and is deterministic, so a promotion re-run after a crash writes the same
     bundle."""
     ctx = runtime.context
@@ -484,8 +490,8 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     if encoder != ctx.encoder.version:  # the new encoder's vectors become the examples' own (and repaired by
         ctx.store.switch_example_vectors(encoder)  # the next run's mine_feedback if this one dies here)
     cur, cand = state.metrics["current"], state.metrics["candidate"]
-    return {"promoted": True,
-            "decision": f"promoted {state.candidate_version}: top-1 {cand['top1']:.4f} vs {cur['top1']:.4f}"}
+    return {"promoted": True, "decision": (f"promoted {state.candidate_version}: top-1 {cand['top1']:.4f} vs "
+                                           f"{cur['top1']:.4f} on {cand.get('judged_on', cur.get('n', 0))}")}
 
 
 def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
@@ -493,9 +499,11 @@ def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str,
     discard_candidate_encoder(runtime.context, state.candidate_encoder)
     discard_candidate_reranker(runtime.context, state.candidate_reranker)
     cur, cand = state.metrics["current"], state.metrics["candidate"]
+    why = (f"needs {required_top1(state, runtime.context):.4f}" if cand["top1"] < required_top1(state, runtime.context)
+           else "flags importance worse")
     return {"promoted": False, "decision": (
-        f"kept {state.current_version}: candidate top-1 {cand['top1']:.4f} vs {cur['top1']:.4f} "
-        f"(needs {'at least as much' if state.val_unlearned else f'+{runtime.context.promote_margin}'})")}
+        f"kept {state.current_version}: candidate top-1 {cand['top1']:.4f} vs {cur['top1']:.4f} on "
+        f"{cand.get('judged_on', state.metrics['current'].get('n', 0))} ({why})")}
 
 
 def build_training_graph(default_context: Callable[[], TrainingContext] | None = None) -> StateGraph:
