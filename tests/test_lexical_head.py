@@ -187,6 +187,18 @@ def test_the_fallback_policy_keeps_the_coverage_floor_when_precision_is_out_of_r
     json.dumps(policy)  # plain floats: it is stored in training state and model metrics
 
 
+def test_a_fallback_threshold_keeps_new_mail_near_the_last_decision_it_kept_and_nothing_falls_back_when_all_is_right():
+    from labelrouter.metrics import fit_threshold
+
+    values = np.array([0.9, 0.7, 0.5, 0.3])
+    # Precision 0.9 holds for the top two: the threshold lies halfway to the third, not at the second.
+    assert fit_threshold(values, np.array([True, True, False, False]), 0.9, between=True) == pytest.approx(0.6)
+    assert fit_threshold(values, np.array([True, True, False, False]), 0.9) == 0.7  # archiving: the value itself
+    # Every validation decision is right: nothing falls back, however low a new message scores.
+    assert fit_threshold(values, np.ones(4, dtype=bool), 0.9, between=True) == 0.0
+    assert fallback_policy(values, np.ones(4, dtype=bool), 0.9, 0.5)["threshold"] == 0.0
+
+
 def test_the_area_under_risk_coverage_is_least_when_right_outranks_wrong_and_ties_move_together():
     right = np.array([True, True, False, False])
     # Risk at coverage 1/4, 2/4, 3/4, 1: 0, 0, 1/3, 1/2 when right comes first; 1, 1, 2/3, 1/2 when last.

@@ -77,6 +77,9 @@ def test_eval_protocol_stream_writes_its_report_and_curve(tmp_path, stub_encoder
     report = json.loads((out / "metrics.json").read_text())
     assert report["correction_rate"] == 0.5 and report["n"] == 60 and len(report["windows"]) == 3
     assert (out / "stream.png").read_bytes()[:4] == b"\x89PNG" and "| messages |" in (out / "report.md").read_text()
+    # Each baseline with a fallback of its own at labelrouter's coverage, for a fair look at the fallback.
+    assert set(report["baselines_at_coverage"]) == {"tfidf_svm", "frozen_lr"}
+    assert "by its own margin: tfidf_svm" in (out / "report.md").read_text()
     mixed = CliRunner().invoke(app, ["eval", "--messages", str(messages), "--taxonomy", str(taxonomy),
                                      "--protocol", "stream,full"])
     assert mixed.exit_code == 2 and "on its own" in mixed.stderr
@@ -103,3 +106,11 @@ def test_a_kept_stream_leaves_a_home_the_report_reads(tmp_path, stub_encoder, mo
     monkeypatch.setenv("LABELROUTER_LABELS_PATH", str(kept / "labels.json"))
     made = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "report.html")])
     assert made.exit_code == 0 and "40 messages labeled over 1 week," in made.stdout, made.output
+
+
+def test_a_baseline_at_a_coverage_keeps_the_decisions_it_is_surest_of():
+    from labelrouter.stream import at_coverage
+
+    margins, right = np.array([0.9, 0.1, 0.5, 0.3]), np.array([True, False, True, False])
+    assert at_coverage(margins, right, 0.5) == 1.0 and at_coverage(margins, right, 0.75) == 2 / 3
+    assert at_coverage(margins, right, 1.0) == 0.5 and at_coverage(np.array([]), np.array([]), 0.5) is None

@@ -313,6 +313,11 @@ def write_stream_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
                 + ", ".join(f"{k} {v:.4f}" for k, v in report["aurc"].items())
                 + "; decisions by rule: " + ", ".join(f"{k} {v}" for k, v in report["decisions_on"].items()), ""]
                if report.get("top_label_accuracy") is not None else []),
+             *([f"at labelrouter's coverage ({report['coverage']:.3f}), the precision of the mail given a label: "
+                f"labelrouter {report['precision']:.4f}; each baseline falling back on its least sure mail by its own "
+                "margin: " + ", ".join(f"{k} {v:.4f}" for k, v in report["baselines_at_coverage"].items()
+                                       if v is not None), ""]
+               if report.get("baselines_at_coverage") else []),
              "| messages | labelrouter | coverage | TF-IDF + SVM | frozen LR |", "|---|---|---|---|---|"]
     for w in report["windows"]:
         lines.append(f"| {w['start']}–{w['start'] + w['n']} | {w['accuracy']:.3f} | {w['coverage']:.3f} | "
