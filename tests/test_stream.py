@@ -79,6 +79,7 @@ def test_eval_protocol_stream_writes_its_report_and_curve(tmp_path, stub_encoder
     assert (out / "stream.png").read_bytes()[:4] == b"\x89PNG" and "| messages |" in (out / "report.md").read_text()
     # Each baseline with a fallback of its own at labelrouter's coverage, for a fair look at the fallback.
     assert set(report["baselines_at_coverage"]) == {"tfidf_svm", "frozen_lr"}
+    assert len(report["risk_coverage"]) == 20 and len(report["baselines_risk_coverage"]["tfidf_svm"]) == 20
     assert "by its own margin: tfidf_svm" in (out / "report.md").read_text()
     mixed = CliRunner().invoke(app, ["eval", "--messages", str(messages), "--taxonomy", str(taxonomy),
                                      "--protocol", "stream,full"])

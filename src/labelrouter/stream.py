@@ -172,8 +172,9 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
             right_ = [p == truth_of[m] for p, m in zip(preds, ids, strict=True)]
             window[name] = sum(right_) / len(ids)
             baseline_hits[name] += sum(right_)
-            if preds[0] is not None:
-                baseline_ranked[name] += zip(right_, margins.tolist(), strict=True)
+            # Before it has 2 labels a baseline has no model: it would fall back on that mail first.
+            baseline_ranked[name] += zip(right_, (margins if preds[0] is not None else np.full(len(ids), -np.inf)).tolist(),
+                                         strict=True)
         for mid in ids:
             outcome, row = decided.get(mid), stored[mid]
             truth = truth_of[mid]
@@ -260,12 +261,14 @@ def _fallback_statistics(judged: list[tuple[bool, float, float, str]]) -> dict[s
     """How often the top label was right whatever the fallback did, and how well each statistic ordered the
     decisions, right before wrong (area under the risk–coverage curve, lower is better)."""
     if not judged:
-        return {"top_label_accuracy": None, "aurc": None, "decisions_on": {}}
+        return {"top_label_accuracy": None, "aurc": None, "decisions_on": {}, "risk_coverage": []}
     right = np.array([j[0] for j in judged])
+    margins = np.array([j[2] for j in judged])
     return {"top_label_accuracy": float(right.mean()),
-            "aurc": {"confidence": aurc(np.array([j[1] for j in judged]), right),
-                     "margin": aurc(np.array([j[2] for j in judged]), right)},
-            "decisions_on": dict(Counter(j[3] for j in judged))}
+            "aurc": {"confidence": aurc(np.array([j[1] for j in judged]), right), "margin": aurc(margins, right)},
+            "decisions_on": dict(Counter(j[3] for j in judged)),
+            # labelrouter's own curve, by its margin: beside the baselines' (`baselines_risk_coverage`)
+            "risk_coverage": risk_coverage(margins, right)}
 
 
 def _move(box: LocalMaildir, message_id: str, source: str, target: str, *, read: bool = False) -> None:

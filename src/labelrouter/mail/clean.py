@@ -17,7 +17,6 @@ import warnings as py_warnings
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 from bs4.element import Tag
-from mailparser_reply import EmailReplyParser
 from mailparser_reply.constants import MAIL_LANGUAGES
 
 _BLOCK_TAGS = ("p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote")
@@ -173,21 +172,40 @@ def _alnum(text: str, at_most: int) -> int:
     return sum(1 for _ in itertools.islice(filter(str.isalnum, text), at_most))
 
 
+def _reply_headers() -> re.Pattern[str]:
+    """mail-parser-reply's reply headers, every language it knows: the "wrote" lines ("On … wrote:" wrapped
+    over two lines, "Am … schrieb", "Le … a écrit :", "Il giorno … ha scritto:", …) and, beyond English,
+    blocks of two or more header fields ("Von:/Gesendet:", "De:/Envoyé:"). English header blocks are left to
+    our own pass: a single "To:/cc:" pair also opens the forwarded mail of Lotus Notes, whose text is what
+    the message is about."""
+    def pattern(value: str | list[str] | None) -> str:
+        return "|".join(value) if isinstance(value, list) else (value or "")
+
+    english_block = "note\nFrom: a\nTo: b\nSubject: c"
+    parts = []
+    for language, spec in MAIL_LANGUAGES.items():
+        if len(language) != 2:  # two-letter codes only: the list also holds a person's own sign-off
+            continue
+        parts.append(pattern(spec.get("wrote_header")))
+        block = pattern(spec.get("from_header"))
+        if block and not re.search(block, english_block, re.MULTILINE | re.IGNORECASE):  # some use English fields
+            parts.append(block)
+    return re.compile("|".join(f"(?:{p})" for p in parts if p), re.MULTILINE | re.IGNORECASE)
+
+
+_REPLY_HEADERS = _reply_headers()
+
+
 def _latest_reply(text: str) -> str:
-    """The text above the first quoted-reply header that mail-parser-reply knows, in any of its languages
-    (German "Von:/Gesendet:", Italian "ha scritto:", Gmail's "wrote:" wrapped onto its own line, ...)."""
-    replies = _REPLY_PARSER.read(text).replies
-    return replies[0].content if replies else text
-
-
-# Every language it knows (two-letter codes: it also lists a person's own sign-off as a "language").
-_REPLY_PARSER = EmailReplyParser(languages=[name for name in MAIL_LANGUAGES if len(name) == 2])
+    """The text above the first reply header mail-parser-reply's patterns recognise (`_reply_headers`)."""
+    found = _REPLY_HEADERS.search(text)
+    return text[: found.start()] if found and found.start() > 0 else text
 
 
 def strip_quotes_and_signature(text: str) -> str:
     """Keep what the sender wrote: drop quoted lines, the quoted original and the signature. Our own pass
     (quote markers, "On … wrote:" followed by a quote, the Outlook header block, signature delimiters), then
-    mail-parser-reply's reply headers in a dozen languages."""
+    mail-parser-reply's reply headers in a dozen languages (`_reply_headers`)."""
     kept: list[str] = []
     lines = text.splitlines()
     for i, line in enumerate(lines):
