@@ -100,8 +100,9 @@ def test_a_user_who_corrects_a_third_of_the_mistakes_still_teaches_it(tmp_path, 
     assert found["prequential_accuracy"] >= found["tfidf_svm"] - 0.02, found
 
 
-def test_validation_never_holds_every_example_of_a_label():
-    """A label the user has only just begun to file into alternates between training and validation."""
+def test_validation_never_holds_more_of_a_label_than_training():
+    """A label the user has only just begun to file into alternates between training and validation; one
+    the model knows validates on all its new mail."""
     labels = ["a"] * 30 + ["new"] * 10
     new = [False] * 30 + [True] * 10
     train, val = learnable_holdout(range(40), [f"{i:03d}" for i in range(40)], labels, new, 0.2, at_least=50)
@@ -109,6 +110,9 @@ def test_validation_never_holds_every_example_of_a_label():
     # Only new examples validate; a label with one new example trains on it.
     _, val = learnable_holdout(range(6), list("abcdef"), ["a", "a", "b", "c", "c", "d"], [True] * 6, 0.5)
     assert val == [1, 4]
+    _, val = learnable_holdout(range(14), [f"{i:02d}" for i in range(14)], ["a"] * 14, [False] * 10 + [True] * 4,
+                               0.2, at_least=50)
+    assert val == [10, 11, 12, 13]
 
 
 def test_a_label_only_among_the_newest_examples_is_learned_by_the_next_run(tmp_path, stub_encoder, settings):

@@ -176,14 +176,17 @@ def lessons(report: dict[str, Any], case: Scenario) -> dict[str, Any]:
                            "tfidf_svm": report["baselines"]["tfidf_svm"], "watch": case.watch}
     if case.watch is None:
         return out
-    first_window = case.start // every
+    start = case.start
+    if case.events:  # the stream acts on an event at the chunk boundary before it: the change starts there
+        start = next((i for i, o in enumerate(outcomes) if o["truth"] == case.watch), start)
+    first_window = start // every
     if case.name == "retired":
         late = [o for o in outcomes[(first_window + 2) * every:]]
         out["retired_given_after"] = sum(o["label"] == case.watch for o in late) / max(1, len(late))
         return out
     windows: dict[int, list[bool]] = {}
     for i, o in enumerate(outcomes):
-        if o["truth"] == case.watch and i >= case.start:
+        if o["truth"] == case.watch and i >= start:
             windows.setdefault(i // every, []).append(o["label"] == o["truth"])
     learned = [w for w, hits in sorted(windows.items()) if sum(hits) >= 0.8 * len(hits)]
     out["retrainings_to_learn"] = learned[0] - first_window if learned else None

@@ -3,8 +3,9 @@
 Time order when there is one: the newest `fraction` validate (the model is judged on mail it has not
 seen, as it will be used). Items without a time key have no order worth trusting (data files are often
 grouped by label, so the last 20 % of a file can be a few labels), so they get a seeded random order.
-Used by `eval` (rows, by `date`) and the important head. The training graph validates a candidate with `learnable_holdout`: only
-examples the model in use has not learned, and never every example of a label.
+Used by `eval` (rows, by `date`) and the important head. The training graph validates a candidate with
+`learnable_holdout`: only examples the model in use has not learned, and never more of a label than it
+trains on.
 """
 
 from __future__ import annotations
@@ -36,21 +37,27 @@ def learnable_holdout(indices: Sequence[int], keys: Sequence[str | None], labels
                       new: Sequence[bool], fraction: float, *, at_least: int = 0,
                       seed: int = 0) -> tuple[list[int], list[int]]:
     """(train, validation) for judging a candidate against the model in use: validation holds only `new`
-    examples (those the model in use has not learned), the newest first, and never all of a label's.
+    examples (those the model in use has not learned), the newest first, and never more of a label than
+    training has.
 
-    Each label's new examples alternate, oldest first, between training and validation, so a label the
-    user has just begun to file into (a new folder, a new sender) is learned from half of its examples and
-    judged on the other half: a candidate is never judged on a label it was not shown. Validation is the
-    newest `fraction` of all the examples, or `at_least` of them when there are that many to hold out."""
+    A new example may validate only while its label has more examples in training (learned ones included)
+    than in validation; otherwise it trains. A label the model knows well validates on all its new mail, as
+    before; a label the user has just begun to file into (a new folder, a new sender) alternates, oldest
+    first, between training and validation, so a candidate is never judged on a label it was not shown.
+    Validation is the newest `fraction` of all the examples, or `at_least` of them when there are that many
+    to hold out."""
     ordered = time_order(indices, keys, seed=seed)
-    seen: Counter[str] = Counter()
+    trained = Counter(labels[i] for i in ordered if not new[i])
+    held: Counter[str] = Counter()
     eligible = []
     for i in ordered:
         if not new[i]:
             continue
-        if seen[labels[i]] % 2:
+        if trained[labels[i]] > held[labels[i]]:
             eligible.append(i)
-        seen[labels[i]] += 1
+            held[labels[i]] += 1
+        else:
+            trained[labels[i]] += 1
     size = min(len(eligible), max(math.ceil(fraction * len(ordered)), at_least))
-    held = set(eligible[len(eligible) - size:])
-    return [i for i in ordered if i not in held], [i for i in ordered if i in held]
+    chosen = set(eligible[len(eligible) - size:])
+    return [i for i in ordered if i not in chosen], [i for i in ordered if i in chosen]

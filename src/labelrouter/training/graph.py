@@ -250,11 +250,12 @@ def mine_feedback(state: TrainingState, runtime: Runtime[TrainingContext]) -> di
 
 def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str, Any]:
     """The split (`splits.learnable_holdout`): validation is made of trusted examples the current head has
-    not learned, the newest first, and never all of a label's — each label's new examples alternate between
-    training and validation. So the candidate trains on everything the current head learned and half of
-    what is new, both are judged on mail neither has seen, and a folder the user has just begun to file
-    into is learned from the first retraining (validation of only the newest examples held a new folder's
-    burst out of every candidate, so the gate compared two models that both missed it, run after run).
+    not learned, the newest first, and never more of a label than training has — a label the current head
+    knows validates on all its new mail, a label new to it alternates between training and validation. So
+    the candidate trains on everything the current head learned (and half of a new label's mail), both are
+    judged on mail neither has seen, and a folder the user has just begun to file into is learned from the
+    first retraining (validation of only the newest examples held a new folder's burst out of every
+    candidate, so the gate compared two models that both missed it, run after run).
     Silver (the model agreeing with itself) only ever trains: judging a model on it would reward it for
     repeating its own decisions."""
     ctx = runtime.context
@@ -443,8 +444,8 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
 
 def required_top1(state: TrainingState, ctx: TrainingContext) -> float:
     """The top-1 on validation a candidate needs to be promoted. A head-only candidate learned everything
-    the current head did and half of what is new, and is judged on the other half: it is promoted unless it
-    is measurably worse — below the current head by more than the standard error of their paired difference
+    the current head did (and half of a new label's mail), and both are judged on mail neither learned: it
+    is promoted unless it is measurably worse — below the current head by more than the standard error of their paired difference
     (on 14 examples one or two disagreements are noise, and keeping the cold-start router for them throws
     away what the user just taught). A candidate with a new encoder must gain `promote_margin` (a current
     bundle at 100 % need only be matched)."""
