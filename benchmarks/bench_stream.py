@@ -37,7 +37,8 @@ def row(name: str, report: dict, seconds: float, extra: dict | None = None) -> d
             "tfidf_svm": report["baselines"]["tfidf_svm"], "frozen_lr": report["baselines"]["frozen_lr"],
             "tfidf_svm_precision_at_coverage": at["tfidf_svm"], "frozen_lr_precision_at_coverage": at["frozen_lr"],
             "promotions": report["promotions"], "trainings": len(report["training_decisions"]),
-            "seconds": round(seconds), **(extra or {})}
+            "seconds": round(seconds), "decisions": report["training_decisions"],
+            "windows": [round(w["accuracy"], 3) for w in report["windows"]], **(extra or {})}
 
 
 def run(name: str, data: LabeledSet, encoder, config: StreamConfig, events=None) -> dict:

@@ -107,9 +107,9 @@ def test_validation_never_holds_more_of_a_label_than_training():
     new = [False] * 30 + [True] * 10
     train, val = learnable_holdout(range(40), [f"{i:03d}" for i in range(40)], labels, new, 0.2, at_least=50)
     assert sorted(val) == [31, 33, 35, 37, 39] and set(train) == set(range(40)) - set(val)
-    # Only new examples validate; a label with one new example trains on it.
+    # Only new examples validate; a label with one example, new to the model too, validates on it.
     _, val = learnable_holdout(range(6), list("abcdef"), ["a", "a", "b", "c", "c", "d"], [True] * 6, 0.5)
-    assert val == [1, 4]
+    assert val == [2, 4, 5]  # a's and c's second, and d's lone example (b's trains: val is full)
     _, val = learnable_holdout(range(14), [f"{i:02d}" for i in range(14)], ["a"] * 14, [False] * 10 + [True] * 4,
                                0.2, at_least=50)
     assert val == [10, 11, 12, 13]

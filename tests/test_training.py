@@ -109,7 +109,7 @@ def test_too_little_data_skips_training_and_says_why(clinc, encoder, tmp_path):
     store = SQLiteStore(settings.resolved_db_path)
     state = run_training(build_training_context(settings, store))
     assert not state.promoted and state.candidate_version is None
-    assert state.skipped and "need 4" in state.skipped[0]
+    assert state.skipped and "need 3" in state.skipped[0]
 
 
 def test_running_process_picks_up_a_promotion(clinc, encoder, tmp_path):

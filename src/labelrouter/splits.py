@@ -43,17 +43,23 @@ def learnable_holdout(indices: Sequence[int], keys: Sequence[str | None], labels
     A new example may validate only while its label has more examples in training (learned ones included)
     than in validation; otherwise it trains. A label the model knows well validates on all its new mail, as
     before; a label the user has just begun to file into (a new folder, a new sender) alternates, oldest
-    first, between training and validation, so a candidate is never judged on a label it was not shown.
+    first, between training and validation, so a candidate learns it. A label's only example validates too
+    when the model in use has none of it (the gate leaves it out of its judgment).
     Validation is the newest `fraction` of all the examples, or `at_least` of them when there are that many
     to hold out."""
     ordered = time_order(indices, keys, seed=seed)
     trained = Counter(labels[i] for i in ordered if not new[i])
+    arrived = Counter(labels[i] for i in ordered if new[i])
     held: Counter[str] = Counter()
     eligible = []
     for i in ordered:
         if not new[i]:
             continue
-        if trained[labels[i]] > held[labels[i]]:
+        # A label's only example, new to the model in use too, validates: mail of labels a model has not
+        # learned is part of what it will see, and its pull against the router is fitted on validation.
+        # The gate does not judge the candidate on it (`training.graph.evaluate`).
+        lone = trained[labels[i]] == 0 and arrived[labels[i]] == 1
+        if trained[labels[i]] > held[labels[i]] or lone:
             eligible.append(i)
             held[labels[i]] += 1
         else:

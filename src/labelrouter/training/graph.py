@@ -83,9 +83,9 @@ class TrainingContext:
     val_fraction: float = 0.2
     # A handful of examples is enough to learn from: a user who has just corrected eight mistakes expects
     # the next ones to go right, and a plain text classifier would already have learned from them
-    # (validation takes every other new example of a label, so eight give two or three; the gate judges
-    # on those, and a candidate is promoted unless measurably worse).
-    min_train: int = 4
+    # (validation takes every other new example of a label and a label's lone one, so eight leave three or
+    # four to train on; the gate judges on what it can, and a candidate is promoted unless measurably worse).
+    min_train: int = 3
     min_val: int = 2
     # Validation is at least this many of the examples the current head has not learned, when there are
     # twice as many (`splits.learnable_holdout`): the temperature, the pull and the thresholds are fitted on it.
@@ -405,9 +405,15 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     current_router = ctx.router_for(None).with_head(current)
     current_rule = current_router.scoring
     # Validation holds only examples the current head has not learned (`build_datasets`): both are judged on
-    # mail neither has seen.
-    current_scores = current_router.score(X, docs, texts(rows))
-    cur = router_metrics(current_scores, gold, ctx.labels, current_rule.threshold, fallback_on=current_rule.fallback_on)
+    # mail neither has seen, of labels the candidate was shown (a label's lone example calibrates, below,
+    # but is no test of what the candidate learned).
+    shown = {r["label"] for r in ctx.examples(state.train_ids)}
+    judged = np.array([label in shown for label in y], dtype=bool)
+    if judged.sum() < ctx.min_val:
+        judged = np.ones(len(y), dtype=bool)
+    current_scores = current_router.score(X, docs, texts(rows)).rows(judged)
+    cur = router_metrics(current_scores, gold[judged], ctx.labels, current_rule.threshold,
+                         fallback_on=current_rule.fallback_on)
 
     candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
     scores = ctx.router_for(encoder).with_head(candidate, threshold=current_rule.threshold,
@@ -420,11 +426,11 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     threshold, fallback_on = policy["threshold"], policy["fallback_on"]
     archive = fit_threshold(scores.confidence, correct, ctx.archive_target_precision)
     silver_margin = 100 * fit_threshold(scores.margin / 100, correct, 0.95)
-    cand = router_metrics(scores, gold, ctx.labels, threshold, fallback_on=fallback_on)
+    cand = router_metrics(scores.rows(judged), gold[judged], ctx.labels, threshold, fallback_on=fallback_on)
     cand["fallback_rate_at_current_threshold"] = float(np.mean(scores.fallback))
-    cand["judged_on"] = len(gold)
+    cand["judged_on"] = int(judged.sum())
     # How far apart two equally good models land on these examples (`gate`).
-    cand["noise"] = paired_standard_error(correct, current_scores.top == gold)
+    cand["noise"] = paired_standard_error(correct[judged], current_scores.top == gold[judged])
     rule = {"fallback": threshold} if fallback_on == "confidence" else {"fallback_margin": threshold}
     candidate.thresholds = {**rule, "archive": max(archive, rule.get("fallback", 0.0)), "silver_margin": silver_margin,
                             "target_precision": ctx.target_precision, "min_coverage": ctx.min_coverage,
