@@ -275,7 +275,7 @@ def build_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
 def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
     ctx = runtime.context
     train_labels = {r["label"] for r in ctx.examples(state.train_ids)}
-    if not state.n_unlearned:
+    if state.n_examples and not state.n_unlearned:
         return "nothing_new"
     if len(state.train_ids) < ctx.min_train or len(state.val_ids) < ctx.min_val or len(train_labels) < 2:
         return "not_enough_data"
