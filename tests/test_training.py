@@ -3,7 +3,6 @@
 import gzip
 import json
 import random
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np

@@ -103,8 +103,8 @@ class Scenario:
     start: int  # index in the stream (date order) where the change begins
     watch: str | None = None  # the label the change concerns (its name after the change)
     correction_rate: float = 1.0
-    # index in the stream → what the user does to labelrouter just before that message arrives
-    # (`stream.StreamHooks`): `renamed` renames a label with the real command.
+    # index in the stream → what the user does to labelrouter before the chunk holding that message is
+    # delivered (`stream.run_stream`'s `events`): `renamed` renames a label with the real command.
     events: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -181,7 +181,7 @@ def lessons(report: dict[str, Any], case: Scenario) -> dict[str, Any]:
         start = next((i for i, o in enumerate(outcomes) if o["truth"] == case.watch), start)
     first_window = start // every
     if case.name == "retired":
-        late = [o for o in outcomes[(first_window + 2) * every:]]
+        late = outcomes[(first_window + 2) * every:]
         out["retired_given_after"] = sum(o["label"] == case.watch for o in late) / max(1, len(late))
         return out
     windows: dict[int, list[bool]] = {}

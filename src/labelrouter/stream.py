@@ -79,9 +79,10 @@ def _baselines(train_texts: list[str], train_X: np.ndarray, train_y: list[str], 
                X: np.ndarray) -> dict[str, tuple[list[str | None], np.ndarray]]:
     """TF-IDF + linear SVM and frozen-embedding LR fit on the examples so far: each one's labels for the
     chunk, and its own margin (its best score's lead over the runner-up), by which it would rank the chunk
-    for a fallback of its own. None before there are 2 labels."""
+    for a fallback of its own. Before there are 2 labels there is no model: None, and a margin of −∞ (it
+    would fall back on that mail first)."""
     if len(set(train_y)) < 2:
-        nothing: tuple[list[str | None], np.ndarray] = ([None] * len(texts), np.zeros(len(texts)))
+        nothing: tuple[list[str | None], np.ndarray] = ([None] * len(texts), np.full(len(texts), -np.inf))
         return {"tfidf_svm": nothing, "frozen_lr": nothing}
     from sklearn.linear_model import LogisticRegression
 
@@ -172,9 +173,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
             right_ = [p == truth_of[m] for p, m in zip(preds, ids, strict=True)]
             window[name] = sum(right_) / len(ids)
             baseline_hits[name] += sum(right_)
-            # Before it has 2 labels a baseline has no model: it would fall back on that mail first.
-            baseline_ranked[name] += zip(right_, (margins if preds[0] is not None else np.full(len(ids), -np.inf)).tolist(),
-                                         strict=True)
+            baseline_ranked[name] += zip(right_, margins.tolist(), strict=True)
         for mid in ids:
             outcome, row = decided.get(mid), stored[mid]
             truth = truth_of[mid]

@@ -5,7 +5,8 @@ What the router embeds must be what a person reading the message sees. Text an H
 (`display:none`, `visibility:hidden`, zero font size, text coloured like its background) and invisible
 Unicode format characters are dropped, so a sender cannot steer the label with words nobody reads. Quote
 stripping cuts at a reply marker only when a quote of an earlier message really follows it, then at the
-first reply header mail-parser-reply recognises in any of its languages, and never leaves almost nothing: an "On … wrote:" line cannot make the real content below it vanish.
+first reply header mail-parser-reply recognises in any of its languages, and never leaves almost nothing:
+an "On … wrote:" line cannot make the real content below it vanish.
 """
 
 from __future__ import annotations

@@ -87,8 +87,8 @@ class TrainingContext:
     # four to train on; the gate judges on what it can, and a candidate is promoted unless measurably worse).
     min_train: int = 3
     min_val: int = 2
-    # Validation is at least this many of the examples the current head has not learned, when there are
-    # twice as many (`splits.learnable_holdout`): the temperature, the pull and the thresholds are fitted on it.
+    # Validation is at least this many of the examples the current head has not learned, when there are that
+    # many to hold out (`splits.learnable_holdout`): the temperature, the pull and the thresholds are fitted on it.
     min_fair_val: int = 50
     min_important: int = 5  # flagged and unflagged messages each, in train, before an important head is fit
     # Top-1 a candidate with a new encoder must gain over the current bundle (re-embedding every example is
@@ -301,7 +301,7 @@ def not_enough_data(state: TrainingState, runtime: Runtime[TrainingContext]) -> 
     ctx = runtime.context
     return {"skipped": [f"train_head: {len(state.train_ids)} training and {len(state.val_ids)} validation examples "
                         f"of configured labels (need {ctx.min_train} and {ctx.min_val}, and 2 labels; validation "
-                        "holds every other example of a label that the current head has not learned)"],
+                        "holds only examples the current head has not learned)"],
             "decision": "not trained: not enough data"}
 
 
@@ -451,19 +451,24 @@ def evaluate(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
 def required_top1(state: TrainingState, ctx: TrainingContext) -> float:
     """The top-1 on validation a candidate needs to be promoted. A head-only candidate learned everything
     the current head did (and half of a new label's mail), and both are judged on mail neither learned: it
-    is promoted unless it is measurably worse — below the current head by more than the standard error of their paired difference
-    (on 14 examples one or two disagreements are noise, and keeping the cold-start router for them throws
-    away what the user just taught). A candidate with a new encoder must gain `promote_margin` (a current
-    bundle at 100 % need only be matched)."""
+    is promoted unless it is measurably worse — below the current head by more than the standard error of
+    their paired difference (on 14 examples one or two disagreements are noise, and keeping the cold-start
+    router for them throws away what the user just taught). A candidate with a new encoder must gain
+    `promote_margin` (a current bundle at 100 % need only be matched)."""
     cur, cand = state.metrics["current"]["top1"], state.metrics["candidate"]
     if state.candidate_encoder:
         return min(1.0, cur + ctx.promote_margin)
     return cur - float(cand.get("noise", 0.0))
 
 
+def _good_enough(state: TrainingState, ctx: TrainingContext) -> bool:
+    """The candidate's top-1 reaches `required_top1` (the gate's test, and what `reject` reports)."""
+    return state.metrics["candidate"]["top1"] >= required_top1(state, ctx) - 1e-12
+
+
 def gate(state: TrainingState, runtime: Runtime[TrainingContext]) -> str:
     cur, cand = state.metrics["current"], state.metrics["candidate"]
-    better = cand["top1"] >= required_top1(state, runtime.context) - 1e-12
+    better = _good_enough(state, runtime.context)
     # The important head rides in the same bundle: a candidate may not flag importance worse than the
     # current one (when both have one).
     important_ok = cur.get("important_balanced_accuracy") is None or \
@@ -479,9 +484,9 @@ def promote(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str
     """Refit the winning candidate on every example, validation included, then promote it.
 
     Validation is among the newest examples: in a mailbox the most relevant ones (new folders, new
-    senders); having chosen the model on it, the promoted head learns it too. The refit keeps everything validation decided (temperature, thresholds,
-    metrics, the important head) and is deterministic, so a promotion re-run after a crash writes the same
-    bundle."""
+    senders); having chosen the model on it, the promoted head learns it too. The refit keeps everything
+    validation decided (temperature, thresholds, metrics, the important head) and is deterministic, so a
+    promotion re-run after a crash writes the same bundle."""
     ctx = runtime.context
     version = str(state.candidate_version)
     encoder = state.candidate_encoder or ctx.encoder.version
@@ -506,8 +511,8 @@ def reject(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[str,
     discard_candidate_encoder(runtime.context, state.candidate_encoder)
     discard_candidate_reranker(runtime.context, state.candidate_reranker)
     cur, cand = state.metrics["current"], state.metrics["candidate"]
-    why = (f"needs {required_top1(state, runtime.context):.4f}" if cand["top1"] < required_top1(state, runtime.context)
-           else "flags importance worse")
+    why = ("flags importance worse" if _good_enough(state, runtime.context)
+           else f"needs {required_top1(state, runtime.context):.4f}")
     return {"promoted": False, "decision": (
         f"kept {state.current_version}: candidate top-1 {cand['top1']:.4f} vs {cur['top1']:.4f} on "
         f"{cand.get('judged_on', state.metrics['current'].get('n', 0))} ({why})")}
