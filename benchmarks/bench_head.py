@@ -30,14 +30,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from labelrouter.artifacts import LocalArtifacts  # noqa: E402
-from labelrouter.evaluation import cached_embeddings  # noqa: E402
-from labelrouter.graph.context import build_context  # noqa: E402
+from labelrouter.evaluation.protocols import cached_embeddings  # noqa: E402
+from labelrouter.evaluation.splits import time_order  # noqa: E402
+from labelrouter.graph.labeler import Labeler  # noqa: E402
+from labelrouter.graph.wiring import build_context  # noqa: E402
 from labelrouter.labels import Label, LabelSet  # noqa: E402
 from labelrouter.models.encoder import load_encoder  # noqa: E402
 from labelrouter.models.registry import ModelRegistry  # noqa: E402
-from labelrouter.pipeline import Labeler  # noqa: E402
 from labelrouter.settings import load_settings  # noqa: E402
-from labelrouter.splits import time_order  # noqa: E402
 from labelrouter.store import open_store  # noqa: E402
 from labelrouter.store.records import MAX_STORED_DOCUMENT, MAX_STORED_TEXT, utcnow  # noqa: E402
 from labelrouter.training import build_training_context, run_training  # noqa: E402

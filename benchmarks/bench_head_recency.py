@@ -20,11 +20,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 from bench_retrieval import load_set  # noqa: E402 - benchmarks/ is the script's own folder
 
-from labelrouter.baselines import tfidf_svm  # noqa: E402
-from labelrouter.evaluation import Evaluator  # noqa: E402
+from labelrouter.evaluation.baselines import tfidf_svm  # noqa: E402
+from labelrouter.evaluation.protocols import Evaluator  # noqa: E402
+from labelrouter.evaluation.splits import time_order  # noqa: E402
 from labelrouter.models.encoder import load_encoder, packaged_encoder_path  # noqa: E402
 from labelrouter.models.scoring import ScoringParams  # noqa: E402
-from labelrouter.splits import time_order  # noqa: E402
 from labelrouter.training.head import train_hybrid_head  # noqa: E402
 from labelrouter.training.importer import row_text  # noqa: E402
 

@@ -96,10 +96,10 @@ def main() -> None:
 
     import numpy as np
 
-    from labelrouter.evaluation import Evaluator
+    from labelrouter.evaluation.protocols import Evaluator
     from labelrouter.models.encoder import model_fingerprint, packaged_encoder_path
     from labelrouter.models.onnx_encoder import export_onnx
-    from labelrouter.router import scoring_params
+    from labelrouter.models.router import scoring_params
     from labelrouter.settings import load_settings
     from labelrouter.training.importer import row_text_and_document
 

@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 from bench_retrieval import add_device_arguments, embed_batch, load_set  # noqa: E402 - benchmarks/ is the script's own folder
 
-from labelrouter.evaluation import Evaluator  # noqa: E402
+from labelrouter.evaluation.protocols import Evaluator  # noqa: E402
 from labelrouter.models.encoder import load_encoder, packaged_encoder_path  # noqa: E402
 from labelrouter.models.label_index import LabelIndex  # noqa: E402
 from labelrouter.models.reranker import CrossEncoderReranker  # noqa: E402

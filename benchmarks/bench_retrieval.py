@@ -32,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from labelrouter.evaluation import Evaluator  # noqa: E402
+from labelrouter.evaluation.protocols import Evaluator  # noqa: E402
 from labelrouter.models.encoder import Encoder, load_encoder, packaged_encoder_path  # noqa: E402
 from labelrouter.models.label_index import LabelIndex  # noqa: E402
 from labelrouter.models.reranker import CrossEncoderReranker  # noqa: E402

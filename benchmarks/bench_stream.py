@@ -7,7 +7,7 @@ fallback of its own at labelrouter's coverage (ranked by its own margin).
 
 A shared set runs in date order (`eval --protocol stream`, R = 1.0, a reading user, train every 100); one
 without dates (20newsgroups, clinc150) in a seeded shuffle, its first `--limit` messages. A scenario
-(`labelrouter.scenarios`) runs at n = `--scenario-n`, training every 100 messages, with the real encoder.
+(`labelrouter.evaluation.scenarios`) runs at n = `--scenario-n`, training every 100 messages, with the real encoder.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench_retrieval import load_set  # noqa: E402 - benchmarks/ is the script's own folder
 
+from labelrouter.evaluation.scenarios import SCENARIOS, lessons, scenario  # noqa: E402
+from labelrouter.evaluation.splits import time_order  # noqa: E402
+from labelrouter.evaluation.stream import StreamConfig, run_stream  # noqa: E402
 from labelrouter.models.encoder import load_encoder, packaged_encoder_path  # noqa: E402
-from labelrouter.scenarios import SCENARIOS, lessons, scenario  # noqa: E402
-from labelrouter.splits import time_order  # noqa: E402
-from labelrouter.stream import StreamConfig, run_stream  # noqa: E402
 from labelrouter.training.importer import LabeledSet  # noqa: E402
 
 

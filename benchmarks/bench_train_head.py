@@ -26,9 +26,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from labelrouter.graph.context import build_context  # noqa: E402
+from labelrouter.graph.labeler import Labeler  # noqa: E402
+from labelrouter.graph.wiring import build_context  # noqa: E402
 from labelrouter.models.encoder import load_encoder  # noqa: E402
-from labelrouter.pipeline import Labeler  # noqa: E402
 from labelrouter.settings import load_settings  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labelrouter.graph.context import LabelerContext, build_context
+from labelrouter.graph.wiring import LabelerContext, build_context
 from labelrouter.models.encoder import Encoder, load_encoder
 from labelrouter.settings import PACKAGED_LABELS, Settings, load_settings
 

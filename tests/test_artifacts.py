@@ -151,10 +151,10 @@ def test_settings_choose_supabase_only_with_url_and_key_from_the_environment(fak
 @pytest.mark.slow
 def test_a_head_promoted_to_supabase_decides_the_same_labels_in_a_new_process(fake, tmp_path, encoder, monkeypatch):
     from labelrouter.demo import sample_messages
-    from labelrouter.graph.context import build_context
+    from labelrouter.graph.labeler import Labeler
+    from labelrouter.graph.wiring import build_context
     from labelrouter.labels import load_label_set
     from labelrouter.mail.parse import parse_message
-    from labelrouter.pipeline import Labeler
     from labelrouter.training.head import train_linear_head
     from tests.conftest import LABELS_JSON
 

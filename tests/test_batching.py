@@ -161,10 +161,10 @@ def test_per_item_exceptions_reach_only_their_caller():
 def test_a_chunk_is_scored_in_one_call_and_a_message_that_breaks_scoring_fails_alone(stub_encoder, settings,
                                                                                      monkeypatch):
     from labelrouter.demo import sample_messages
-    from labelrouter.graph.context import build_context
+    from labelrouter.graph.labeler import Labeler
+    from labelrouter.graph.wiring import build_context
     from labelrouter.mail.parse import parse_message
-    from labelrouter.pipeline import Labeler
-    from labelrouter.router import Router
+    from labelrouter.models.router import Router
 
     messages = [parse_message(raw) for _, raw in sample_messages()[:6]]
     poisoned = messages[2].subject
@@ -201,11 +201,11 @@ def test_a_withdrawn_caller_is_not_waited_for():
 
 
 def test_a_message_without_content_does_not_hold_its_chunk(stub_encoder, settings, monkeypatch):
-    import labelrouter.pipeline
+    import labelrouter.graph.labeler
     from labelrouter.demo import sample_messages
-    from labelrouter.graph.context import build_context
+    from labelrouter.graph.labeler import Labeler
+    from labelrouter.graph.wiring import build_context
     from labelrouter.mail.parse import parse_message
-    from labelrouter.pipeline import Labeler
     from labelrouter.state import EmailMessage
 
     made = []
@@ -215,7 +215,7 @@ def test_a_message_without_content_does_not_hold_its_chunk(stub_encoder, setting
             super().__init__(*args, **{**kwargs, "max_wait_s": 30.0})  # a wait the test would notice
             made.append(self)
 
-    monkeypatch.setattr(labelrouter.pipeline, "MicroBatcher", Watched)
+    monkeypatch.setattr(labelrouter.graph.labeler, "MicroBatcher", Watched)
     messages = [parse_message(raw) for _, raw in sample_messages()[:3]] + [EmailMessage(id="empty")]
     with Labeler(build_context(settings, mode="decide"), settings, chunk_size=4) as labeler:
         results = labeler.label_many(messages)

@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
 from labelrouter.errors import MailboxError
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.labels import load_label_set
 from labelrouter.mail.mailbox import INBOX
 from labelrouter.mail.maildir import LocalMaildir
-from labelrouter.pipeline import Labeler
 from labelrouter.store import SQLiteStore
 from tests.conftest import LABELS_JSON
 

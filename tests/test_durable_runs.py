@@ -11,9 +11,9 @@ from labelrouter.cli.app import app
 from labelrouter.demo import create_sample_mailbox
 from labelrouter.graph import inference
 from labelrouter.graph.checkpoints import open_checkpointer
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.mail.maildir import LocalMaildir
-from labelrouter.pipeline import Labeler
 from labelrouter.store import SQLiteStore
 from tests.test_crash_safety import assert_one_label_one_row
 

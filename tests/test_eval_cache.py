@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from labelrouter.evaluation import cached_embeddings, embedding_cache_path
+from labelrouter.evaluation.protocols import cached_embeddings, embedding_cache_path
 
 
 class CountingEncoder:

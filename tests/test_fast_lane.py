@@ -52,7 +52,7 @@ def test_label_json_is_the_output_models_explanation(tmp_path, stub_encoder):
 
 
 def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_encoder, settings):
-    from labelrouter.graph.context import build_context
+    from labelrouter.graph.wiring import build_context
     from labelrouter.labels import load_label_set
 
     store = open_store(settings)

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelrouter.graph.context import build_context
 from labelrouter.graph.draw import draw
 from labelrouter.graph.inference import build_inference_graph
+from labelrouter.graph.labeler import CHUNKS_IN_FLIGHT, Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.mail.parse import parse_message
 from labelrouter.models.head import LinearHead
-from labelrouter.pipeline import CHUNKS_IN_FLIGHT, Labeler
 from labelrouter.settings import load_settings
 from labelrouter.state import EmailMessage
 from tests.conftest import LABELS_JSON, registry_at

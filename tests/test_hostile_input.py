@@ -5,9 +5,9 @@ import time
 import pytest
 
 from labelrouter.errors import MessageParseError
-from labelrouter.limits import BudgetExceeded, describe_error, time_budget
 from labelrouter.mail.clean import clean_body, strip_quotes_and_signature
 from labelrouter.mail.parse import ParseLimits, decode_bytes, parse_message
+from labelrouter.util.limits import BudgetExceeded, describe_error, time_budget
 from tests import hostile
 
 

@@ -28,7 +28,7 @@ def _imports(folder: str) -> dict[str, set[str]]:
 
 def test_nodes_import_nothing_from_graph_or_cli():
     for module, names in _imports("nodes").items():
-        bad = sorted(n for n in names if n.startswith(("labelrouter.graph", "labelrouter.cli", "labelrouter.pipeline")))
+        bad = sorted(n for n in names if n.startswith(("labelrouter.graph", "labelrouter.cli", "labelrouter.graph.labeler")))
         assert not bad, f"{module} imports {bad}"
 
 
@@ -59,7 +59,7 @@ def test_the_graph_refuses_a_run_without_its_context():
         graph.invoke({"message": EmailMessage(id="m", subject="s", body="b")})
 
 
-BACKEND_BUILDERS = ("labelrouter.store", "labelrouter.artifacts", "labelrouter.graph.context",
+BACKEND_BUILDERS = ("labelrouter.store", "labelrouter.artifacts", "labelrouter.graph.wiring",
                     "labelrouter.models.encoder", "labelrouter.models.registry", "labelrouter.mail.maildir",
                     "labelrouter.mail.backends")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelrouter.graph.context import build_context
+from labelrouter.extensions.important import extension as important_extension
 from labelrouter.graph.inference import build_inference_graph
-from labelrouter.important import extension as important_extension
+from labelrouter.graph.wiring import build_context
 from labelrouter.labels import load_label_set
 from labelrouter.models.head import LinearHead
 from labelrouter.state import ApplyResult, EmailMessage, LabelingState, Routing

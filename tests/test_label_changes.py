@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
 from labelrouter.demo import create_sample_mailbox, sample_messages
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.labels import load_label_set
 from labelrouter.mail.maildir import LocalMaildir
 from labelrouter.mail.parse import parse_message
-from labelrouter.pipeline import Labeler
-from labelrouter.router import embedding_text
+from labelrouter.models.router import embedding_text
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.summarize import offline_summary

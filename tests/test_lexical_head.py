@@ -9,7 +9,7 @@ import pytest
 
 from labelrouter.artifacts import LocalArtifacts
 from labelrouter.errors import ModelArtifactError
-from labelrouter.metrics import aurc, fallback_policy
+from labelrouter.evaluation.metrics import aurc, fallback_policy
 from labelrouter.models.head import load_head
 from labelrouter.models.lexical import Lexicon, analyze, message_document, parse_document
 from labelrouter.models.registry import ModelRegistry
@@ -120,7 +120,7 @@ def test_the_hybrid_head_learns_what_only_the_words_and_addresses_say():
 def test_the_pull_is_fitted_so_a_weak_head_leaves_the_decision_to_the_router():
     from labelrouter.labels import parse_label_set
     from labelrouter.models.label_index import LabelIndex
-    from labelrouter.router import Router
+    from labelrouter.models.router import Router
 
     X, docs, y, labels = _senders(n_per=40)
     label_set = parse_label_set({"labels": [{"name": n} for n in labels]}, require_fallback=False)
@@ -188,7 +188,7 @@ def test_the_fallback_policy_keeps_the_coverage_floor_when_precision_is_out_of_r
 
 
 def test_a_fallback_threshold_keeps_new_mail_near_the_last_decision_it_kept_and_nothing_falls_back_when_all_is_right():
-    from labelrouter.metrics import fit_threshold
+    from labelrouter.evaluation.metrics import fit_threshold
 
     values = np.array([0.9, 0.7, 0.5, 0.3])
     # Precision 0.9 holds for the top two: the threshold lies halfway to the third, not at the second.
@@ -237,7 +237,7 @@ def test_the_fallback_policy_puts_the_threshold_on_the_margin_only_where_it_tell
 def test_a_head_whose_policy_chose_the_margin_decides_and_explains_by_it():
     from labelrouter.labels import parse_label_set
     from labelrouter.models.label_index import LabelIndex
-    from labelrouter.router import Router
+    from labelrouter.models.router import Router
 
     X, docs, y, labels = _senders()
     label_set = parse_label_set({"fallback": "other", "labels": [
@@ -272,7 +272,7 @@ def test_a_head_whose_policy_chose_the_margin_decides_and_explains_by_it():
 def test_a_decision_names_its_rule_and_the_words_that_moved_it():
     from labelrouter.labels import parse_label_set
     from labelrouter.models.label_index import LabelIndex
-    from labelrouter.router import Router
+    from labelrouter.models.router import Router
 
     X, docs, y, labels = _senders()
     label_set = parse_label_set({"fallback": "other", "labels": [{"name": n} for n in [*labels, "other"]]})
@@ -318,7 +318,7 @@ def test_a_run_whose_scale_trials_saw_every_example_fits_no_extra_head(monkeypat
     import labelrouter.training.head as training_head
     from labelrouter.labels import parse_label_set
     from labelrouter.models.label_index import LabelIndex
-    from labelrouter.router import Router
+    from labelrouter.models.router import Router
 
     X, docs, y, labels = _senders(n_per=40)
     label_set = parse_label_set({"labels": [{"name": n} for n in labels]}, require_fallback=False)

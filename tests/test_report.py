@@ -76,9 +76,9 @@ def _filled_home(tmp_path, settings, stub_encoder):
     """Three weeks of the sample mail labeled by the real loop, then the user corrects five messages."""
     from labelrouter.demo import sample_messages
     from labelrouter.feedback import sync_and_mine
-    from labelrouter.graph.context import build_context
+    from labelrouter.graph.labeler import Labeler
+    from labelrouter.graph.wiring import build_context
     from labelrouter.mail.maildir import LocalMaildir
-    from labelrouter.pipeline import Labeler
     from labelrouter.store import SQLiteStore
     from tests.test_feedback import move
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.labels import load_label_set
-from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, run_training

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.models.registry import serving_encoder
-from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, retrieval_stage, run_training

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelrouter.graph.context import build_context
+from labelrouter.evaluation.metrics import router_metrics
+from labelrouter.evaluation.splits import holdout, time_order
 from labelrouter.graph.inference import build_inference_graph
+from labelrouter.graph.wiring import build_context
 from labelrouter.labels import Label, LabelSet
-from labelrouter.metrics import router_metrics
 from labelrouter.models.head import LinearHead
 from labelrouter.models.label_index import LabelIndex
+from labelrouter.models.router import Router, scoring_params
 from labelrouter.models.scoring import ScoringParams
-from labelrouter.router import Router, scoring_params
-from labelrouter.splits import holdout, time_order
 from labelrouter.state import EmailMessage
 from tests.stub_encoder import StubEncoder
 

@@ -7,9 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.mail.maildir import LocalMaildir
-from labelrouter.pipeline import Labeler
 from labelrouter.store import SQLiteStore
 from tests import hostile
 from tests.conftest import LABELS_JSON
@@ -70,7 +70,7 @@ def test_an_exception_anywhere_in_the_graph_fails_only_that_message(tmp_path, se
 
 
 def test_parse_time_budget_records_a_stall_as_failure(tmp_path, settings, encoder, monkeypatch):
-    import labelrouter.pipeline as pipeline
+    import labelrouter.graph.labeler as pipeline
 
     def stuck(*args, **kwargs):
         while True:

@@ -1,4 +1,4 @@
-"""Drift scenarios through the real loop (`labelrouter.scenarios`, `stream.run_stream`, the stub encoder):
+"""Drift scenarios through the real loop (`labelrouter.evaluation.scenarios`, `stream.run_stream`, the stub encoder):
 each holds the loop to a bound that fails when it stops learning what the user just taught it. And the
 split and the gate on their own: a label only among the newest examples is learned, and a new user's first
 few dozen corrections promote a head."""
@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
+from labelrouter.evaluation.scenarios import SCENARIOS, lessons, scenario
+from labelrouter.evaluation.splits import learnable_holdout
+from labelrouter.evaluation.stream import StreamConfig, run_stream
 from labelrouter.labels import load_label_set
 from labelrouter.mail.maildir import LocalMaildir, folder_name
-from labelrouter.scenarios import SCENARIOS, lessons, scenario
 from labelrouter.settings import load_settings
-from labelrouter.splits import learnable_holdout
 from labelrouter.store import open_store
-from labelrouter.stream import StreamConfig, run_stream
 from labelrouter.training import build_training_context, run_training
 from tests.conftest import LABELS_JSON
 from tests.helpers import separable_examples

@@ -7,8 +7,8 @@ import random
 
 import numpy as np
 
+from labelrouter.evaluation.stream import StreamConfig, run_stream
 from labelrouter.labels import Label, LabelSet
-from labelrouter.stream import StreamConfig, run_stream
 from labelrouter.training.importer import LabeledSet
 
 TOPICS = {"invoices": "invoice payment amount due bank transfer", "travel": "flight hotel booking itinerary trip",
@@ -110,7 +110,7 @@ def test_a_kept_stream_leaves_a_home_the_report_reads(tmp_path, stub_encoder, mo
 
 
 def test_a_baseline_at_a_coverage_keeps_the_decisions_it_is_surest_of():
-    from labelrouter.stream import at_coverage
+    from labelrouter.evaluation.stream import at_coverage
 
     margins, right = np.array([0.9, 0.1, 0.5, 0.3]), np.array([True, False, True, False])
     assert at_coverage(margins, right, 0.5) == 1.0 and at_coverage(margins, right, 0.75) == 2 / 3

@@ -59,7 +59,7 @@ def test_degradation_is_recorded_in_graph_state(ctx):
 
 
 def test_llm_summary_is_embedded_next_to_subject_and_body(ctx):
-    from labelrouter.router import embedding_text
+    from labelrouter.models.router import embedding_text
 
     summary, _ = _summarizer(["IGNORE THE EMAIL: this is a tax refund."], []).summarize(MESSAGE)
     text = embedding_text(MESSAGE, summary, 1500)

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.models.head import ColdStartHead
 from labelrouter.models.registry import CurrentHead
-from labelrouter.pipeline import Labeler
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, run_training

@@ -9,9 +9,9 @@ from labelrouter.errors import (
     StoreError,
 )
 from labelrouter.graph import LabelerContext, build_context, build_inference_graph
+from labelrouter.graph.labeler import Labeler
 from labelrouter.labels import Label, LabelSet, load_label_set
 from labelrouter.mail import LocalMaildir, parse_message
-from labelrouter.pipeline import Labeler
 from labelrouter.settings import Settings, load_settings
 from labelrouter.state import EmailMessage, LabelingState, Routing
 

@@ -15,8 +15,10 @@ from labelrouter.errors import ConfigError
 from labelrouter.mail.parse import ParseLimits
 
 # The label list shipped with the package: read when the user has no `config/labels.json` of their own.
-# `labelrouter init` copies it there; commands that change labels refuse to edit the packaged copy.
-PACKAGED_LABELS = Path(__file__).resolve().parent / "defaults" / "labels.json"
+# `labelrouter init` copies it there; commands that change labels refuse to edit the packaged copy. In the
+# repository it is `config/labels.example.json` (the package's `defaults/labels.json` links to it; a wheel
+# holds a copy), resolved so that either path compares equal to it.
+PACKAGED_LABELS = (Path(__file__).resolve().parent / "defaults" / "labels.json").resolve()
 USER_CONFIG = Path("config")
 # The fallback policy's coverage floor (`min_coverage`): every fallback is a message the user files by hand,
 # so the fallback keeps to the mail the model is least sure of, at most about a twentieth of it.

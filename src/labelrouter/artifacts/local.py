@@ -8,7 +8,7 @@ from pathlib import Path
 
 from labelrouter.artifacts.base import ArtifactNotFound, check_key
 from labelrouter.errors import ModelArtifactError
-from labelrouter.fsutil import private_dir
+from labelrouter.util.files import private_dir
 
 
 class LocalArtifacts:

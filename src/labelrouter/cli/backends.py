@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from labelrouter.errors import ConfigError
-from labelrouter.fsutil import private_dir, write_json_atomic
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.settings import Settings
+from labelrouter.util.files import private_dir, write_json_atomic
 
 KNOWN_MAILBOXES = "mailboxes.json"  # in <home>: the Maildirs `run` labeled, so label changes reach them
 
@@ -69,7 +69,7 @@ def mailbox(settings: Settings, path: Path | None = None) -> Any:
 
 
 def context(settings: Settings, **kwargs: Any) -> Any:
-    from labelrouter.graph.context import build_context
+    from labelrouter.graph.wiring import build_context
 
     return build_context(settings, **kwargs)
 
@@ -96,7 +96,7 @@ def known_mailboxes(settings: Settings) -> list[str]:
 def change_targets(settings: Settings, extra_mailbox: Path | None = None) -> Iterator[Any]:
     """What a label change must keep consistent: config, store, model registry, and every Maildir this
     home labeled (the default one, each one `run --mailbox` labeled, and `--mailbox` if given)."""
-    from labelrouter.label_changes import Targets
+    from labelrouter.feedback.label_changes import Targets
 
     if settings.uses_packaged_labels:
         raise ConfigError("this would edit the label list shipped with labelrouter: run `labelrouter init` to "

@@ -105,9 +105,9 @@ def eval_(
     keep: Annotated[Path | None, typer.Option("--keep", help="Stream: run in this new directory and keep it (its home/ holds the store: LABELROUTER_HOME=DIR/home labelrouter report).")] = None,
 ) -> None:
     """Evaluate the router, the head, router × head, a blend and baselines on a labeled set, in one run."""
-    from labelrouter.evaluation import Evaluator, write_outputs
+    from labelrouter.evaluation.protocols import Evaluator, write_outputs
+    from labelrouter.models.router import scoring_params
     from labelrouter.models.scoring import FALLBACK_ON, FALLBACK_ON_CHOICES
-    from labelrouter.router import scoring_params
     from labelrouter.training.importer import read_labeled_set
 
     protocols = [p.strip() for p in protocol.split(",") if p.strip()]
@@ -148,7 +148,7 @@ def _stream(messages: Path, taxonomy: Path, oos_label: str | None, correction_ra
     import contextlib
     import tempfile
 
-    from labelrouter.stream import StreamConfig, run_stream, write_stream_outputs
+    from labelrouter.evaluation.stream import StreamConfig, run_stream, write_stream_outputs
     from labelrouter.training.importer import read_labeled_set
 
     settings = settings_for()

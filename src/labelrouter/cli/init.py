@@ -10,9 +10,9 @@ import typer
 
 from labelrouter.cli.common import friendly_errors, out
 from labelrouter.errors import ConfigError
-from labelrouter.fsutil import write_json_atomic
 from labelrouter.labels import Label, LabelSet, load_label_set, parse_label_set
 from labelrouter.settings import PACKAGED_LABELS, USER_CONFIG
+from labelrouter.util.files import write_json_atomic
 
 
 def labels_from_taxonomy(taxonomy: Path, fallback: str) -> LabelSet:

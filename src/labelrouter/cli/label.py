@@ -24,10 +24,10 @@ def label(
 
     Input is read, split and parsed before the model loads, so unusable input is refused at once. In an
     mbox, a message that cannot be parsed is reported as {"index", "error"} and the others are labeled."""
-    from labelrouter.limits import describe_error
+    from labelrouter.graph.labeler import Labeler, parse_raw
     from labelrouter.mail.parse import split_messages
-    from labelrouter.pipeline import Labeler, parse_raw
     from labelrouter.state import LabelingOutput
+    from labelrouter.util.limits import describe_error
 
     if file == "-":
         raw = sys.stdin.buffer.read()

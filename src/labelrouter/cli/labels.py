@@ -28,7 +28,7 @@ def labels_add(
     mailbox: MailboxOpt = None,
 ) -> None:
     """Add a label: routable at once from its description; the head grows an output that does not dominate."""
-    from labelrouter.label_changes import add_label
+    from labelrouter.feedback.label_changes import add_label
 
     with backends.change_targets(settings_for(labels), mailbox) as targets:
         version = add_label(targets, name, parent=parent, description=description, archive=archive)
@@ -39,7 +39,7 @@ def labels_add(
 @friendly_errors
 def labels_rename(old: str, new: str, labels: LabelsOpt = None, mailbox: MailboxOpt = None) -> None:
     """Rename a label in the config, the mailboxes, the stored examples and decisions, and the head."""
-    from labelrouter.label_changes import rename_label
+    from labelrouter.feedback.label_changes import rename_label
 
     with backends.change_targets(settings_for(labels), mailbox) as targets:
         version = rename_label(targets, old, new)
@@ -51,7 +51,7 @@ def labels_rename(old: str, new: str, labels: LabelsOpt = None, mailbox: Mailbox
 def labels_merge(source: str, into: Annotated[str, typer.Argument(help="The label that remains.")],
                  labels: LabelsOpt = None, mailbox: MailboxOpt = None) -> None:
     """Merge SOURCE into INTO: its mail, examples and decisions become INTO's; SOURCE is removed."""
-    from labelrouter.label_changes import merge_labels
+    from labelrouter.feedback.label_changes import merge_labels
 
     with backends.change_targets(settings_for(labels), mailbox) as targets:
         version = merge_labels(targets, source, into)

@@ -32,9 +32,9 @@ def replay(
     """Re-decide stored messages and report old → new label and agreement with your filing. Changes nothing
     unless --apply: then our label moves to the new decision on every message you have not touched.
     With --from-checkpoint: a durable run's stored thread, shown, or finished with --apply."""
-    from labelrouter.pipeline import Labeler
-    from labelrouter.replay import reapply, select
-    from labelrouter.replay import replay as run_replay
+    from labelrouter.feedback.replay import reapply, select
+    from labelrouter.feedback.replay import replay as run_replay
+    from labelrouter.graph.labeler import Labeler
 
     settings = settings_for(labels)
     if from_checkpoint is not None:
@@ -97,7 +97,7 @@ def _from_checkpoint(settings, message_id: str, *, apply: bool, mailbox_path: Pa
     when there is one, never the message's text); with `apply`, finish its interrupted run in apply mode."""
     from labelrouter.errors import LabelRouterError
     from labelrouter.graph.checkpoints import open_checkpointer, thread_id, thread_of
-    from labelrouter.pipeline import Labeler
+    from labelrouter.graph.labeler import Labeler
 
     checkpointer = open_checkpointer(settings)
     label_set = backends.labels(settings)

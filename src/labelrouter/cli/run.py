@@ -19,7 +19,7 @@ def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: 
                   wait_s: float = 0.0, shadow: bool = False) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from labelrouter.pipeline import Labeler
+    from labelrouter.graph.labeler import Labeler
 
     labels = backends.labels(settings)  # a broken config fails before anything is created
     mailbox = backends.mailbox(settings, mailbox_path)

@@ -139,7 +139,7 @@ def split_threads(concurrency: int) -> None:
     """In a prefork pool, each child gets its share of the cores for torch (else N children × all cores)."""
     from celery.signals import worker_process_init
 
-    from labelrouter.cores import available_cores
+    from labelrouter.util.cores import available_cores
 
     def share(**_: Any) -> None:
         import torch

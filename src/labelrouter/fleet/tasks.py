@@ -88,7 +88,7 @@ class FleetRuntime:
 
     def context(self, opened: Opened) -> Any:
         from labelrouter.artifacts import open_artifacts
-        from labelrouter.graph.context import build_router, build_summarizer, mailbox_context
+        from labelrouter.graph.wiring import build_router, build_summarizer, mailbox_context
         from labelrouter.models.registry import ModelRegistry, serving_encoder
 
         settings = opened.settings
@@ -103,7 +103,7 @@ class FleetRuntime:
                                store=opened.store)
 
     def labeler(self, opened: Opened) -> Any:
-        from labelrouter.pipeline import Labeler
+        from labelrouter.graph.labeler import Labeler
 
         checkpointer = None
         if opened.settings.durable_runs:

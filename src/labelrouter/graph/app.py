@@ -9,8 +9,8 @@ that needs them. This is the only place such defaults exist.
 from functools import lru_cache
 
 from labelrouter.extensions import load_extensions
-from labelrouter.graph.context import default_context
 from labelrouter.graph.inference import build_inference_graph
+from labelrouter.graph.wiring import default_context
 from labelrouter.settings import load_settings
 from labelrouter.training import TrainingContext, build_training_context, build_training_graph
 

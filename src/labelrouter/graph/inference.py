@@ -8,9 +8,9 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from labelrouter.context import LabelerContext, ServedContext
 from labelrouter.extensions import PLACES, Extension
 from labelrouter.nodes import apply, label_router, summarize
+from labelrouter.nodes.context import LabelerContext, ServedContext
 from labelrouter.state import LabelingInput, LabelingOutput, LabelingState
 
 

@@ -29,8 +29,8 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
-from labelrouter.fsutil import private_dir, write_json_atomic
 from labelrouter.mail.mailbox import INBOX, Fetched, MailboxChange, MessageState, planned_change
+from labelrouter.util.files import private_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from labelrouter.errors import MailboxError
-from labelrouter.fsutil import private_dir, write_json_atomic
 from labelrouter.mail.mailbox import INBOX, Fetched, MailboxChange, MessageState, planned_change
+from labelrouter.util.files import private_dir, write_json_atomic
 
 LOCK_FILE = "labelrouter.lock"
 REGISTRY_FILE = "labelrouter-labels.json"

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import safe_open, save_file
 
-from labelrouter.fsutil import private_dir
 from labelrouter.labels import LabelSet
 from labelrouter.models.encoder import Encoder
+from labelrouter.util.files import private_dir
 
 log = logging.getLogger(__name__)
 MAX_CACHED = 200_000  # vectors kept per encoder version (~300 MB at 384 dims would be far more than needed)

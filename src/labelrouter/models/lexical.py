@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from labelrouter.cores import default_jobs
+from labelrouter.util.cores import default_jobs
 
 log = logging.getLogger(__name__)
 

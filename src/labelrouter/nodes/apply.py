@@ -12,8 +12,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from labelrouter.context import LabelerContext, context_of
 from labelrouter.errors import MailboxError
+from labelrouter.nodes.context import LabelerContext, context_of
 from labelrouter.state import ApplyResult, LabelingState, Routing
 
 

@@ -1,6 +1,6 @@
 """Node `label_router`: embed → retrieve top-K labels → router × head → argmax or fallback.
 
-The scoring and its explanation are the Router's (`labelrouter.router`); this node embeds and scores one
+The scoring and its explanation are the Router's (`labelrouter.models.router`); this node embeds and scores one
 message (with the rest of its chunk when the labeler batches: `LabelerContext.route`) and hands back the
 decision, the vector, the text it was embedded from and the document the head read.
 """
@@ -11,8 +11,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from labelrouter.context import LabelerContext, context_of
-from labelrouter.router import document_of
+from labelrouter.models.router import document_of
+from labelrouter.nodes.context import LabelerContext, context_of
 from labelrouter.state import LabelingState
 
 

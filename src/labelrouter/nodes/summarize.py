@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from labelrouter.context import LabelerContext, context_of
+from labelrouter.nodes.context import LabelerContext, context_of
 from labelrouter.state import LabelingState
 
 

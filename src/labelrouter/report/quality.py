@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from labelrouter.labels import LabelSet
-from labelrouter.moments import parse_moment
+from labelrouter.util.moments import parse_moment
 
 CORRECTED = ("correction", "rejection")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from labelrouter.errors import StoreError
-from labelrouter.fsutil import private_dir
 from labelrouter.store.records import utcnow
 from labelrouter.store.sql import SQLStore, migrations, statements
+from labelrouter.util.files import private_dir
 
 _TABLES = ("processed_messages", "examples", "example_vectors", "schema_migrations")
 

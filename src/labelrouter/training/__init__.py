@@ -15,7 +15,7 @@ from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry, serving_encoder
-from labelrouter.router import Router
+from labelrouter.models.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
 from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph

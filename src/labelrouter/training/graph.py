@@ -35,17 +35,17 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from labelrouter.context import ServedContext
+from labelrouter.evaluation.metrics import fallback_policy, fit_threshold, router_metrics
+from labelrouter.evaluation.splits import holdout, learnable_holdout
 from labelrouter.labels import LabelSet
-from labelrouter.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.models.reranker import Rerankers
-from labelrouter.router import Router
+from labelrouter.models.router import Router
+from labelrouter.nodes.context import ServedContext
 from labelrouter.settings import MIN_COVERAGE
-from labelrouter.splits import holdout, learnable_holdout
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
 from labelrouter.training.budget import Budget

@@ -16,7 +16,7 @@ from labelrouter.errors import ConfigError
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.clean import clean_body
 from labelrouter.models.encoder import Encoder
-from labelrouter.router import document_of, embedding_text
+from labelrouter.models.router import document_of, embedding_text
 from labelrouter.state import EmailMessage
 from labelrouter.store.base import Store
 from labelrouter.store.records import MAX_STORED_DOCUMENT, MAX_STORED_TEXT, utcnow

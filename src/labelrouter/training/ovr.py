@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from labelrouter.cores import default_jobs
+from labelrouter.util.cores import default_jobs
 
 log = logging.getLogger(__name__)
 

@@ -28,21 +28,21 @@ from typing import Any
 
 import numpy as np
 
-from labelrouter.baselines import tfidf_svm
+from labelrouter.evaluation.baselines import tfidf_svm
+from labelrouter.evaluation.metrics import aurc, risk_coverage
+from labelrouter.evaluation.splits import time_order
 from labelrouter.feedback import MiningPolicy, sync_and_mine
-from labelrouter.graph.context import build_context
+from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.wiring import build_context
 from labelrouter.labels import Label, LabelSet, load_label_set
 from labelrouter.mail.maildir import LocalMaildir, folder_name
-from labelrouter.metrics import aurc, risk_coverage
 from labelrouter.models.encoder import Encoder
-from labelrouter.moments import parse_moment
-from labelrouter.pipeline import Labeler
 from labelrouter.settings import MIN_COVERAGE, load_settings
-from labelrouter.splits import time_order
 from labelrouter.store import open_store
 from labelrouter.store.records import decode_embedding
 from labelrouter.training import build_training_context, run_training
 from labelrouter.training.importer import LabeledSet, row_text
+from labelrouter.util.moments import parse_moment
 
 WITH_SILVER = MiningPolicy(silver=True)
 
@@ -244,7 +244,7 @@ def _apply_event(event: tuple[str, ...], settings: Any, store: Any, box: LocalMa
                  labels_path: Path, renamed: dict[str, str]) -> LabelSet:
     """What the user does to labelrouter between two chunks; returns the label list after it."""
     from labelrouter.artifacts import open_artifacts
-    from labelrouter.label_changes import Targets, rename_label
+    from labelrouter.feedback.label_changes import Targets, rename_label
     from labelrouter.models.registry import ModelRegistry
 
     if event[0] != "rename" or len(event) != 3:

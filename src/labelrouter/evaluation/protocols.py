@@ -23,18 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from labelrouter import baselines
 from labelrouter.errors import ConfigError
+from labelrouter.evaluation import baselines
+from labelrouter.evaluation.metrics import decision_metrics, fallback_policy, router_metrics
+from labelrouter.evaluation.splits import holdout
 from labelrouter.labels import Label, LabelSet
-from labelrouter.metrics import decision_metrics, fallback_policy, router_metrics
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.lexical import AnalysisCache, uncached
+from labelrouter.models.router import Router
 from labelrouter.models.scoring import ScoringParams
-from labelrouter.router import Router
 from labelrouter.settings import MIN_COVERAGE
-from labelrouter.splits import holdout
 from labelrouter.training.head import fit_head, refresh_label_vectors, train_linear_head
 from labelrouter.training.importer import LabeledSet, row_text, row_text_and_document
 
@@ -43,7 +43,7 @@ VAL_FRACTION = 0.2
 
 
 def _splits(rows: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]]:
-    """The set's own train/val/test; otherwise the split policy (`labelrouter.splits`): newest half tests,
+    """The set's own train/val/test; otherwise the split policy (`labelrouter.evaluation.splits`): newest half tests,
     and validation is the newest 20 % of train."""
     has = {r.get("split") for r in rows}
     dates = [r.get("date") for r in rows]

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from labelrouter.context import context_of
 from labelrouter.extensions import Extension
+from labelrouter.nodes.context import context_of
 from labelrouter.state import LabelingState
 
 

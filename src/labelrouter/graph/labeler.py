@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labelrouter.context import LabelerContext
 from labelrouter.errors import LabelRouterError, MailboxError
 from labelrouter.extensions import Extension, load_extensions
 from labelrouter.graph.checkpoints import thread_id, thread_of
 from labelrouter.graph.inference import build_inference_graph
-from labelrouter.limits import describe_error, time_budget
 from labelrouter.mail.parse import parse_message
 from labelrouter.models.batching import MicroBatcher
 from labelrouter.nodes.apply import finish_apply
+from labelrouter.nodes.context import LabelerContext
 from labelrouter.settings import Settings
 from labelrouter.state import EmailMessage
+from labelrouter.util.limits import describe_error, time_budget
 
 log = logging.getLogger(__name__)
 

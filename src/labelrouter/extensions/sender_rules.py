@@ -21,10 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from labelrouter.context import context_of
 from labelrouter.errors import ConfigError
 from labelrouter.extensions import Extension
 from labelrouter.labels import LabelSet, read_json
+from labelrouter.nodes.context import context_of
 from labelrouter.state import LabelingState
 
 

@@ -3,7 +3,7 @@
 Beside the state, not inside `graph/`: nodes import this module, never the graph modules that import the
 nodes. `context_of(runtime)` is how a node gets its dependencies; a run without a `LabelerContext` is an
 error, not a silent fallback (only the `langgraph.json` entry builds one from the environment, in
-`graph/app.py`). Builders from settings are in `labelrouter.graph.context`.
+`graph/app.py`). Builders from settings are in `labelrouter.graph.wiring`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.batching import MicroBatcher
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import Head
+from labelrouter.models.router import Router
 from labelrouter.models.scoring import Scores
-from labelrouter.router import Router
 from labelrouter.store.base import Store
 from labelrouter.summarize import Summarizer
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 from labelrouter.artifacts import open_artifacts
-from labelrouter.context import LabelerContext, Mode
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.registry import CurrentHead, ModelRegistry, serving_encoder
 from labelrouter.models.reranker import Rerankers
-from labelrouter.router import Router
+from labelrouter.models.router import Router
+from labelrouter.nodes.context import LabelerContext, Mode
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
 from labelrouter.summarize import OfflineSummarizer, Summarizer, gemini_summarizer
