@@ -79,7 +79,7 @@ def encoder() -> Encoder:
 @pytest.fixture
 def stub_encoder(monkeypatch: pytest.MonkeyPatch):
     """The stub encoder, also for code that builds its encoder from settings (the CLI, build_context and
-    training resolve it through `models.registry.serving_encoder`, which calls `encoder_for`)."""
+    training resolve it through `models.encoder_store.serving_encoder`, which calls `encoder_for`)."""
     import labelrouter.models.encoder
     from tests.stub_encoder import StubEncoder
 

@@ -14,8 +14,10 @@ import pytest
 from labelrouter.artifacts import ArtifactNotFound, LocalArtifacts, open_artifacts
 from labelrouter.artifacts.supabase import SupabaseArtifacts
 from labelrouter.errors import ModelArtifactError
-from labelrouter.models.head import ColdStartHead, LinearHead
-from labelrouter.models.registry import CurrentHead, ModelRegistry
+from labelrouter.models.bundle import LinearHead
+from labelrouter.models.current import CurrentHead
+from labelrouter.models.head import ColdStartHead
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.settings import load_settings
 from tests.fake_supabase_storage import FakeStorage
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from labelrouter.cli.app import app
 from labelrouter.errors import MailboxError
 from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.mailbox_run import MailboxRun
 from labelrouter.graph.wiring import build_context
 from labelrouter.labels import load_label_set
 from labelrouter.mail.mailbox import INBOX
@@ -95,19 +96,19 @@ def test_a_crash_at_any_step_is_repaired_by_the_next_run(tmp_path, settings, enc
     labeler = Labeler(build_context(settings, mode="apply", mailbox=box, store=store, labels=labels), settings,
                       chunk_size=1)
     with pytest.raises(Crash):
-        labeler.run_mailbox()
+        MailboxRun(labeler).run_mailbox()
     store.close()
 
     # The next run, a new process in effect: fresh store connection, fresh mailbox object, no faults.
     box2, store2 = LocalMaildir(tmp_path / "Mail", create=False), SQLiteStore(tmp_path / "s.sqlite3")
-    report = Labeler(build_context(settings, mode="apply", mailbox=box2, store=store2, labels=labels),
-                     settings).run_mailbox()
+    report = MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box2, store=store2, labels=labels),
+                     settings)).run_mailbox()
     assert not report.count("failed")
     assert_one_label_one_row(box2, store2, ids, labels)
     if step in ("after-intent", "between-link-and-archive", "after-mailbox-change"):
         assert report.count("repaired") == 1
-    again = Labeler(build_context(settings, mode="apply", mailbox=box2, store=store2, labels=labels),
-                    settings).run_mailbox()
+    again = MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box2, store=store2, labels=labels),
+                    settings)).run_mailbox()
     assert again.outcomes == []  # nothing left to do, nothing done twice
 
 
@@ -125,11 +126,11 @@ def test_a_failed_mailbox_change_keeps_the_intent_for_repair(tmp_path, settings,
     box = Flaky(tmp_path / "Mail")
     mid = box.deliver(sample_messages()[0][1])
     store = SQLiteStore(tmp_path / "s.sqlite3")
-    report = Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+    report = MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings)).run_mailbox()
     assert report.outcomes[0].status == "failed" and "disk full" in report.outcomes[0].error
     assert store.get(mid)["status"] == "applying" and "disk full" in store.get(mid)["error"]
     box.broken = False
-    report = Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+    report = MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings)).run_mailbox()
     assert [o.status for o in report.outcomes] == ["repaired"]
     assert store.get(mid)["status"] == "labeled" and len([i for i in box.label_ids(mid) if i != INBOX]) == 1
 
@@ -142,11 +143,11 @@ def test_a_message_gone_from_the_mailbox_is_recorded_not_retried_forever(tmp_pat
     store = CrashingStore(tmp_path / "s.sqlite3")
     store.step, store.victim = "after-intent", mid
     with pytest.raises(Crash):
-        Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+        MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings)).run_mailbox()
     for path in (tmp_path / "Mail").rglob(f"{mid}*"):
         path.unlink()  # the user deleted it meanwhile
     store.step = None
-    report = Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+    report = MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings)).run_mailbox()
     assert report.outcomes[0].status == "failed" and store.get(mid)["status"] == "failed"
     assert store.pending_intents() == []
 
@@ -194,7 +195,7 @@ def test_a_message_labeled_under_another_labels_file_is_never_given_a_second(tmp
     box = LocalMaildir(tmp_path / "Mail")
     ids = [box.deliver(raw) for _, raw in sample_messages()[:6]]
     first = SQLiteStore(tmp_path / "a.sqlite3")
-    Labeler(build_context(settings, mode="apply", mailbox=box, store=first), settings).run_mailbox()
+    MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=first), settings)).run_mailbox()
     # Another configuration: other label names, another store. The mailbox remembers which folders are ours.
     data = json.loads(LABELS_JSON.read_text())
     for entry in data["labels"]:
@@ -204,7 +205,7 @@ def test_a_message_labeled_under_another_labels_file_is_never_given_a_second(tmp
     other.write_text(json.dumps(data, ensure_ascii=False))
     settings_b = settings.model_copy(update={"labels_path": other, "fallback_threshold": 0.0})
     second = SQLiteStore(tmp_path / "b.sqlite3")
-    report = Labeler(build_context(settings_b, mode="apply", mailbox=box, store=second), settings_b).run_mailbox()
+    report = MailboxRun(Labeler(build_context(settings_b, mode="apply", mailbox=box, store=second), settings_b)).run_mailbox()
     assert all(o.status == "unchanged" for o in report.outcomes)
     for mid in ids:
         assert len([i for i in box.label_ids(mid) if i != INBOX]) == 1

@@ -12,6 +12,7 @@ from labelrouter.demo import create_sample_mailbox
 from labelrouter.graph import inference
 from labelrouter.graph.checkpoints import open_checkpointer
 from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.mailbox_run import MailboxRun
 from labelrouter.graph.wiring import build_context
 from labelrouter.mail.maildir import LocalMaildir
 from labelrouter.store import SQLiteStore
@@ -43,7 +44,7 @@ def test_a_run_killed_after_the_router_resumes_at_apply_without_embedding_again(
     first = Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings,
                     checkpointer=open_checkpointer(settings))
     embedded.clear()  # the label descriptions
-    report = first.run_mailbox()
+    report = MailboxRun(first).run_mailbox()
     assert report.count("failed") == 1 and len(report.outcomes) == len(expected)
     assert first.pending(victim) == ("apply",)
     assert first.pending(sorted(expected)[1]) == ()  # a finished message's thread is gone
@@ -66,14 +67,14 @@ def test_a_run_killed_after_the_router_resumes_at_apply_without_embedding_again(
         second = Labeler(build_context(settings, mode="apply", mailbox=box2, store=store2), settings,
                          checkpointer=open_checkpointer(settings))
         embedded.clear()
-        again = second.run_mailbox()
+        again = MailboxRun(second).run_mailbox()
     assert [o.message_id for o in again.outcomes] == [victim] and again.outcomes[0].status == "applied"
     assert embedded == []  # resumed at apply: summarize and label_router were not run again
     assert "unregistered type" not in caplog.text  # the state's types are allowed by name
     assert second.pending(victim) == ()
     assert_one_label_one_row(box2, store2, sorted(expected), second.ctx.labels)
-    assert Labeler(build_context(settings, mode="apply", mailbox=box2, store=store2), settings,
-                   checkpointer=open_checkpointer(settings)).run_mailbox().outcomes == []  # nothing twice
+    assert MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box2, store=store2), settings,
+                   checkpointer=open_checkpointer(settings))).run_mailbox().outcomes == []  # nothing twice
 
 
 def test_resuming_a_message_without_an_interrupted_run_is_a_clear_error(settings, stub_encoder):

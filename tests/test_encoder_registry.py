@@ -10,9 +10,10 @@ from safetensors.numpy import save_file
 
 from labelrouter.artifacts import LocalArtifacts
 from labelrouter.errors import ModelArtifactError
+from labelrouter.models.bundle import LinearHead
 from labelrouter.models.encoder import packaged_encoder_path
-from labelrouter.models.head import LinearHead
-from labelrouter.models.registry import ModelRegistry, serving_encoder
+from labelrouter.models.encoder_store import serving_encoder
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.settings import load_settings
 
 

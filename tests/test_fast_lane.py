@@ -80,7 +80,7 @@ def test_training_promotes_a_head_that_the_next_decision_uses(tmp_path, stub_enc
 def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_retrained(tmp_path, stub_encoder,
                                                                                           settings, monkeypatch):
     from labelrouter.labels import load_label_set
-    from labelrouter.models import lexical
+    from labelrouter.models import analysis
     from labelrouter.training import ANALYSIS_FILE
 
     store = open_store(settings)
@@ -108,8 +108,8 @@ def test_the_promoted_head_learned_validation_too_and_an_unchanged_store_is_not_
     # The first run kept its lexical analyses: this one analyses the new examples' documents only.
     assert (settings.resolved_cache_dir / ANALYSIS_FILE).exists()
     analysed = []
-    real = lexical.analyze
-    monkeypatch.setattr(lexical, "analyze", lambda d: analysed.append(d) or real(d))
+    real = analysis.analyze
+    monkeypatch.setattr(analysis, "analyze", lambda d: analysed.append(d) or real(d))
     third = run_training(build_training_context(settings, store))
     assert third.metrics["candidate"]["judged_on"] == 4 and sorted(third.val_ids) == [f"gold:new:{k}" for k in range(4)]
     assert sorted(analysed) == sorted(row["document"] for row in more)

@@ -267,7 +267,7 @@ def test_a_decision_under_a_margin_rule_can_be_silver_though_its_threshold_excee
 def test_replay_reproduces_stored_decisions_and_measures_a_model_against_the_users_filing(labeled, stub_encoder):
     import numpy as np
 
-    from labelrouter.models.head import LinearHead
+    from labelrouter.models.bundle import LinearHead
     from tests.conftest import registry_at
 
     store, box, _ = labeled
@@ -300,7 +300,7 @@ def _file_everything_under(target: str, stub_encoder, version: str = "h-target")
     """Promote a head that files every message under `target`."""
     import numpy as np
 
-    from labelrouter.models.head import LinearHead
+    from labelrouter.models.bundle import LinearHead
     from tests.conftest import registry_at
 
     b = np.full(len(LABELS), -8.0, np.float32)
@@ -473,7 +473,7 @@ def test_a_promotion_killed_before_the_pointer_moved_leaves_the_old_model_and_re
 
     from labelrouter.artifacts import LocalArtifacts
     from labelrouter.errors import ModelArtifactError
-    from labelrouter.models.head import LinearHead
+    from labelrouter.models.bundle import LinearHead
     from labelrouter.models.registry import ModelRegistry
 
     class DyingArtifacts(LocalArtifacts):

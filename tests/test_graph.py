@@ -8,9 +8,10 @@ import pytest
 from labelrouter.graph.draw import draw
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.graph.labeler import CHUNKS_IN_FLIGHT, Labeler
+from labelrouter.graph.mailbox_run import MailboxRun
 from labelrouter.graph.wiring import build_context
 from labelrouter.mail.parse import parse_message
-from labelrouter.models.head import LinearHead
+from labelrouter.models.bundle import LinearHead
 from labelrouter.settings import load_settings
 from labelrouter.state import EmailMessage
 from tests.conftest import LABELS_JSON, registry_at
@@ -182,7 +183,7 @@ def test_run_parses_the_next_chunk_while_one_is_in_the_graph(stub_encoder, setti
     labeler.parse = parse_and_tell
     stub_encoder.encode = encode_first_chunk_once_the_second_is_parsed
     with labeler:
-        report = labeler.run_mailbox()
+        report = MailboxRun(labeler).run_mailbox()
     assert waited == [True]
     assert sorted(o.message_id for o in report.outcomes) == sorted(ids)
     assert [o.status for o in report.outcomes] == ["dry-run"] * 8
@@ -219,7 +220,7 @@ def test_run_starts_the_next_chunk_while_the_last_one_is_still_being_applied(stu
     stub_encoder.encode = counted
     box.apply_label = apply_once_the_next_chunk_is_encoded
     with labeler:
-        report = labeler.run_mailbox()
+        report = MailboxRun(labeler).run_mailbox()
     assert overlapped == [True] * 4 and passes == [4, 4]
     assert sorted(o.message_id for o in report.outcomes) == sorted(ids)
 

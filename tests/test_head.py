@@ -8,7 +8,8 @@ import pytest
 
 from labelrouter.artifacts import LocalArtifacts
 from labelrouter.errors import ModelArtifactError
-from labelrouter.models.head import ColdStartHead, LinearHead, load_head
+from labelrouter.models.bundle import LinearHead, load_head
+from labelrouter.models.head import ColdStartHead
 from labelrouter.models.registry import ModelRegistry
 
 LABELS = ["a", "b", "c"]

@@ -60,7 +60,8 @@ def test_the_graph_refuses_a_run_without_its_context():
 
 
 BACKEND_BUILDERS = ("labelrouter.store", "labelrouter.artifacts", "labelrouter.graph.wiring",
-                    "labelrouter.models.encoder", "labelrouter.models.registry", "labelrouter.mail.maildir",
+                    "labelrouter.models.encoder", "labelrouter.models.registry",
+                    "labelrouter.models.encoder_store", "labelrouter.models.current", "labelrouter.mail.maildir",
                     "labelrouter.mail.backends")
 
 

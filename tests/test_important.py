@@ -9,7 +9,7 @@ from labelrouter.extensions.important import extension as important_extension
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.graph.wiring import build_context
 from labelrouter.labels import load_label_set
-from labelrouter.models.head import LinearHead
+from labelrouter.models.bundle import LinearHead
 from labelrouter.state import ApplyResult, EmailMessage, LabelingState, Routing
 from labelrouter.store import open_store
 from labelrouter.training import build_training_context, run_training

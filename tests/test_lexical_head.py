@@ -10,8 +10,9 @@ import pytest
 from labelrouter.artifacts import LocalArtifacts
 from labelrouter.errors import ModelArtifactError
 from labelrouter.evaluation.metrics import aurc, fallback_policy
-from labelrouter.models.head import load_head
-from labelrouter.models.lexical import Lexicon, analyze, message_document, parse_document
+from labelrouter.models.bundle import load_head
+from labelrouter.models.document import analyze, message_document, parse_document
+from labelrouter.models.lexicon import Lexicon
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.training.head import calibrate, fit_pull, train_hybrid_head, train_linear_head
 
@@ -51,16 +52,16 @@ def test_an_active_analysis_cache_analyses_each_document_once_and_changes_no_wei
     import subprocess
     import sys
 
-    from labelrouter.models import lexical
+    from labelrouter.models import analysis
 
     docs = [message_document(f"u{i % 3}@x.example", [], f"subject {i % 4}", f"alpha beta gamma{i % 5} delta {i}")
             for i in range(40)]
     fresh, fresh_rows = Lexicon.fit_transform(docs)
     part = Lexicon.fit(docs[:30])
     calls = []
-    real = lexical.analyze
-    monkeypatch.setattr(lexical, "analyze", lambda d: calls.append(d) or real(d))
-    cache = lexical.AnalysisCache()
+    real = analysis.analyze
+    monkeypatch.setattr(analysis, "analyze", lambda d: calls.append(d) or real(d))
+    cache = analysis.AnalysisCache()
     with cache.active():
         cached, rows = Lexicon.fit_transform(docs)  # analyses each once: the terms are named as they are read
         first = len(calls)
@@ -71,17 +72,17 @@ def test_an_active_analysis_cache_analyses_each_document_once_and_changes_no_wei
     np.testing.assert_allclose(rows.toarray(), fresh_rows.toarray(), atol=1e-6)
     np.testing.assert_allclose(transformed.toarray(), fresh_rows.toarray(), atol=1e-6)
     assert again.terms == part.terms
-    with lexical.uncached():
+    with analysis.uncached():
         cached.transform(docs[:1])
     assert len(calls) == first + 1
     # A cache over its name budget forgets the terms of one document only: the vocabulary is the same.
-    small = lexical.AnalysisCache(max_names=20)
+    small = analysis.AnalysisCache(max_names=20)
     with small.active():
         bounded = Lexicon.fit(docs)
     assert bounded.terms == fresh.terms
     assert len(small.names) < len(cache.names)
     # Hashes are per process; the vocabulary is not: a capped vocabulary breaks ties by term.
-    code = ("from labelrouter.models.lexical import Lexicon, message_document as m; import json; print(json.dumps("
+    code = ("from labelrouter.models.document import message_document as m; from labelrouter.models.lexicon import Lexicon; import json; print(json.dumps("
             "Lexicon.fit([m(f'u{i%3}@x', [], f's {i%4}', f'a b g{i%5} d {i}') for i in range(40)], "
             "max_features=7).terms))")
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -344,29 +345,29 @@ def _docs(n, offset=0):
 
 
 def test_saved_analyses_are_read_back_so_a_next_run_analyses_only_new_mail(tmp_path, monkeypatch):
-    from labelrouter.models import lexical
+    from labelrouter.models import analysis
 
     old, new = _docs(60), _docs(15, offset=60)
-    first = lexical.AnalysisCache()
+    first = analysis.AnalysisCache()
     with first.active():
-        lexical.prepare(old)
+        analysis.prepare(old)
     path = tmp_path / "analysis.npz"
     first.save(path)
     calls = []
-    real = lexical.analyze
-    monkeypatch.setattr(lexical, "analyze", lambda d: calls.append(d) or real(d))
-    loaded = lexical.AnalysisCache.load(path)
+    real = analysis.analyze
+    monkeypatch.setattr(analysis, "analyze", lambda d: calls.append(d) or real(d))
+    loaded = analysis.AnalysisCache.load(path)
     with loaded.active():
         lexicon, rows = Lexicon.fit_transform(old + new)
     assert sorted(calls) == sorted(new)  # the old mail was read back, not analysed
-    with lexical.uncached():
+    with analysis.uncached():
         fresh, fresh_rows = Lexicon.fit_transform(old + new)
     assert lexicon.terms == fresh.terms
     np.testing.assert_allclose(rows.toarray(), fresh_rows.toarray(), atol=1e-6)
     # The second save adds the new mail to what was saved; a third cache finds everything.
     loaded.save(path)
     calls.clear()
-    again = lexical.AnalysisCache.load(path)
+    again = analysis.AnalysisCache.load(path)
     with again.active():
         assert Lexicon.fit(old + new).terms == fresh.terms
     assert calls == []
@@ -376,16 +377,16 @@ def test_saved_analyses_mean_the_same_in_a_process_with_another_string_hash(tmp_
     import subprocess
     import sys
 
-    from labelrouter.models import lexical
+    from labelrouter.models import analysis
 
-    cache = lexical.AnalysisCache()
+    cache = analysis.AnalysisCache()
     with cache.active():
-        lexical.prepare(_docs(50))
+        analysis.prepare(_docs(50))
     cache.save(tmp_path / "a.npz")
     (tmp_path / "docs.json").write_text(json.dumps(_docs(50)))
-    code = ("import json, sys; from pathlib import Path; from labelrouter.models import lexical as x; "
+    code = ("import json, sys; from pathlib import Path; from labelrouter.models import analysis as x; from labelrouter.models.lexicon import Lexicon; "
             "c = x.AnalysisCache.load(Path(sys.argv[1])); docs = json.loads(Path(sys.argv[2]).read_text()); "
-            "x.analyze = None; active = c.active(); active.__enter__(); print(json.dumps(x.Lexicon.fit(docs).terms))")
+            "x.analyze = None; active = c.active(); active.__enter__(); print(json.dumps(Lexicon.fit(docs).terms))")
     outputs = {subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.npz"), str(tmp_path / "docs.json")],
                               capture_output=True, text=True, check=True,
                               env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("1", "2")}
@@ -394,35 +395,35 @@ def test_saved_analyses_mean_the_same_in_a_process_with_another_string_hash(tmp_
 
 
 def test_a_damaged_or_foreign_analysis_file_is_set_aside_with_a_warning(tmp_path, caplog):
-    from labelrouter.models import lexical
+    from labelrouter.models import analysis
 
     path = tmp_path / "analysis.npz"
     path.write_bytes(b"PK\x03\x04 not really a zip")
     with caplog.at_level("WARNING"):
-        cache = lexical.AnalysisCache.load(path)
+        cache = analysis.AnalysisCache.load(path)
     assert "cannot read the saved lexical analyses" in caplog.text
     with cache.active():
         assert Lexicon.fit(_docs(20)).terms == Lexicon.fit(_docs(20)).terms
-    good = lexical.AnalysisCache()
+    good = analysis.AnalysisCache()
     with good.active():
-        lexical.prepare(_docs(20))
+        analysis.prepare(_docs(20))
     good.save(path)
     with np.load(path) as data:
         arrays = dict(data)
     np.savez(path, **{**arrays, "ids": arrays["ids"] + 10_000})  # points past the term list
-    assert lexical.AnalysisCache.load(path)._saved is None
-    np.savez(path, **{**arrays, "format": np.array([lexical.ANALYSIS_FORMAT + 1])})
-    assert lexical.AnalysisCache.load(path)._saved is None
+    assert analysis.AnalysisCache.load(path)._saved is None
+    np.savez(path, **{**arrays, "format": np.array([analysis.ANALYSIS_FORMAT + 1])})
+    assert analysis.AnalysisCache.load(path)._saved is None
 
 
 def test_forked_analysis_gives_the_serial_result_and_survives_a_dead_process(monkeypatch):
-    from labelrouter.models import lexical
+    from labelrouter.models import analysis
 
-    monkeypatch.setattr(lexical, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(analysis, "PARALLEL_FROM", 10)
     docs = _docs(80)
-    with lexical.uncached():
+    with analysis.uncached():
         serial, serial_rows = Lexicon.fit_transform(docs)
-    forked = lexical.AnalysisCache()
+    forked = analysis.AnalysisCache()
     forked.analyse(docs, jobs=2)
     assert len(forked._documents) == len(docs)
     with forked.active():
@@ -433,8 +434,8 @@ def test_forked_analysis_gives_the_serial_result_and_survives_a_dead_process(mon
     def dies(path, documents):
         raise MemoryError("simulated")
 
-    monkeypatch.setattr(lexical, "_write_analysis", dies)
-    survivor = lexical.AnalysisCache()
+    monkeypatch.setattr(analysis, "_write_analysis", dies)
+    survivor = analysis.AnalysisCache()
     survivor.analyse(docs, jobs=2)  # the child fails: its share is analysed here
     with survivor.active():
         assert Lexicon.fit(docs).terms == serial.terms

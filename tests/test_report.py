@@ -77,6 +77,7 @@ def _filled_home(tmp_path, settings, stub_encoder):
     from labelrouter.demo import sample_messages
     from labelrouter.feedback import sync_and_mine
     from labelrouter.graph.labeler import Labeler
+    from labelrouter.graph.mailbox_run import MailboxRun
     from labelrouter.graph.wiring import build_context
     from labelrouter.mail.maildir import LocalMaildir
     from labelrouter.store import SQLiteStore
@@ -87,7 +88,7 @@ def _filled_home(tmp_path, settings, stub_encoder):
         for _, raw in sample_messages(datetime(2024, 6, 3, 8, tzinfo=UTC) + timedelta(weeks=week)):
             box.deliver(raw)
     store = SQLiteStore(settings.resolved_db_path)
-    report = Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+    report = MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings)).run_mailbox()
     assert report.count("applied") == 3 * 38
     applied = {r["message_id"]: r["label_applied"] for r in store.rows("labeled")}
     moved = [m for m, label in applied.items() if label not in ("other", "💼-work-meetings")][:5]

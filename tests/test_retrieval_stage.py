@@ -8,7 +8,7 @@ import pytest
 
 from labelrouter.graph.labeler import Labeler
 from labelrouter.graph.wiring import build_context
-from labelrouter.models.registry import serving_encoder
+from labelrouter.models.encoder_store import serving_encoder
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, retrieval_stage, run_training

@@ -9,7 +9,7 @@ from labelrouter.evaluation.splits import holdout, time_order
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.graph.wiring import build_context
 from labelrouter.labels import Label, LabelSet
-from labelrouter.models.head import LinearHead
+from labelrouter.models.bundle import LinearHead
 from labelrouter.models.label_index import LabelIndex
 from labelrouter.models.router import Router, scoring_params
 from labelrouter.models.scoring import ScoringParams

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from labelrouter.cli.app import app
 from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.mailbox_run import MailboxRun
 from labelrouter.graph.wiring import build_context
 from labelrouter.mail.maildir import LocalMaildir
 from labelrouter.store import SQLiteStore
@@ -62,7 +63,7 @@ def test_an_exception_anywhere_in_the_graph_fails_only_that_message(tmp_path, se
     store = SQLiteStore(tmp_path / "s.sqlite3")
     ctx = build_context(settings, mode="apply", mailbox=box, store=store)
     ctx.summarizer = Exploding()
-    report = Labeler(ctx, settings).run_mailbox()
+    report = MailboxRun(Labeler(ctx, settings)).run_mailbox()
     status = {o.message_id: o for o in report.outcomes}
     assert status[ok].status == "applied"
     assert status[boom].status == "failed" and "ZeroDivisionError" in status[boom].error
@@ -81,7 +82,7 @@ def test_parse_time_budget_records_a_stall_as_failure(tmp_path, settings, encode
     mid = box.deliver(eml("a", "b"))
     store = SQLiteStore(tmp_path / "s.sqlite3")
     settings = settings.model_copy(update={"message_time_budget_s": 0.05})
-    report = Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+    report = MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings)).run_mailbox()
     assert report.outcomes[0].status == "failed" and "budget" in report.outcomes[0].error
     assert store.get(mid)["status"] == "failed"
 
@@ -124,7 +125,7 @@ def test_no_message_text_is_logged_above_debug(tmp_path, settings, encoder, capl
     box.deliver(hostile.deep_mime(300) + b"TOPSECRET-BODY-TEXT")
     store = SQLiteStore(tmp_path / "s.sqlite3")
     with caplog.at_level(logging.INFO):
-        Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings).run_mailbox()
+        MailboxRun(Labeler(build_context(settings, mode="apply", mailbox=box, store=store), settings)).run_mailbox()
     assert caplog.records  # the failure was logged...
     assert not any("TOPSECRET" in r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG)
     assert not any("TOPSECRET" in (row["error"] or "") for row in store.rows())

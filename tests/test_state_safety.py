@@ -12,7 +12,7 @@ from labelrouter.artifacts import LocalArtifacts
 from labelrouter.cli.app import app
 from labelrouter.errors import ConfigError, ModelArtifactError
 from labelrouter.labels import parse_label_set
-from labelrouter.models.head import LinearHead
+from labelrouter.models.bundle import LinearHead
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, run_training

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from labelrouter.errors import LabelRouterError
-from labelrouter.models.head import load_head
+from labelrouter.models.bundle import load_head
 from labelrouter.training.head import train_linear_head
 
 

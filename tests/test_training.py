@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from labelrouter.cli.app import app
 from labelrouter.graph.labeler import Labeler
 from labelrouter.graph.wiring import build_context
+from labelrouter.models.current import CurrentHead
 from labelrouter.models.head import ColdStartHead
-from labelrouter.models.registry import CurrentHead
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from labelrouter.training import build_training_context, run_training
@@ -112,7 +112,7 @@ def test_too_little_data_skips_training_and_says_why(clinc, encoder, tmp_path):
 
 
 def test_running_process_picks_up_a_promotion(clinc, encoder, tmp_path):
-    from labelrouter.models.head import LinearHead
+    from labelrouter.models.bundle import LinearHead
 
     now = [0.0]
     registry = registry_at(tmp_path)

@@ -50,7 +50,7 @@ def encoder(settings: Settings) -> Any:
 
 def serving_encoder(settings: Settings) -> Any:
     """The encoder the current model bundle was trained on (a promoted fine-tuned one), else the settings'."""
-    from labelrouter.models.registry import serving_encoder as resolve
+    from labelrouter.models.encoder_store import serving_encoder as resolve
 
     return resolve(settings, registry(settings))
 
@@ -72,6 +72,21 @@ def context(settings: Settings, **kwargs: Any) -> Any:
     from labelrouter.graph.wiring import build_context
 
     return build_context(settings, **kwargs)
+
+
+def labeler(opened: Any, mode: Any) -> Any:
+    """A labeler for one `run` of this opened mailbox (`usecases.poll`): its context built from settings,
+    with the durable runs' checkpointer when they are on."""
+    from labelrouter.graph.labeler import Labeler
+
+    settings = opened.settings
+    ctx = context(settings, mode=mode, mailbox=opened.mailbox, store=opened.store, labels=opened.labels)
+    checkpointer = None
+    if settings.durable_runs:
+        from labelrouter.graph.checkpoints import open_checkpointer
+
+        checkpointer = open_checkpointer(settings)
+    return Labeler(ctx, settings, checkpointer=checkpointer)
 
 
 def remember_mailbox(settings: Settings, path: Path) -> None:

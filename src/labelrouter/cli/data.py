@@ -65,8 +65,9 @@ def train(
 ) -> None:
     """Run the training graph: mine examples, train a head (and with --stages retrieval a bi-encoder, with
     rerank a cross-encoder), evaluate it against the current model, promote it only if it is better."""
-    from labelrouter.training import STAGES, build_training_context, run_training
+    from labelrouter.training import STAGES
     from labelrouter.training.budget import Budget
+    from labelrouter.usecases import train as train_mailbox
 
     if stages not in STAGES:
         raise LabelRouterError(f"--stages takes head, retrieval, rerank or all, not {stages!r}")
@@ -75,10 +76,9 @@ def train(
     store = backends.store(settings)
     try:
         with err.status("training") as status:
-            ctx = build_training_context(settings, store, labels=label_set, stages=STAGES[stages],
-                                         retrieval_budget=Budget(steps=steps, examples=examples, minutes=minutes),
-                                         cache_dir=settings.resolved_cache_dir, progress=status.update)
-            state = run_training(ctx, on_node=lambda node: status.update(f"training: {node} done"))
+            state = train_mailbox(settings, store, label_set, stages=stages, progress=status.update,
+                                  on_node=lambda node: status.update(f"training: {node} done"),
+                                  retrieval_budget=Budget(steps=steps, examples=examples, minutes=minutes))
     finally:
         store.close()
     typer.echo(json.dumps(state.model_dump(exclude={"example_ids", "train_ids", "val_ids"}), indent=2,

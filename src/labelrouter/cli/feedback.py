@@ -19,8 +19,10 @@ def sync_line(synced: Any, mined: Any) -> str:
             f"({synced.gone} gone); mining: {kinds}; {mined.verdicts.get('reorganised', 0)} in bulk reorganisations")
 
 
-def _labeled_mailbox(labels: Path | None, mailbox: Path | None, nothing: str) -> tuple[Any, Any, Any] | None:
-    """Labels, mailbox and store for a command about labeled mail; None (said why) when nothing is labeled."""
+def _labeled_mailbox(labels: Path | None, mailbox: Path | None, nothing: str) -> Any:
+    """The mailbox opened for a command about labeled mail; None (said why) when nothing is labeled."""
+    from labelrouter.usecases import OpenMailbox
+
     settings = settings_for(labels)
     label_set = backends.labels(settings)
     box = backends.mailbox(settings, mailbox)
@@ -28,7 +30,7 @@ def _labeled_mailbox(labels: Path | None, mailbox: Path | None, nothing: str) ->
     if store is None:
         out.print(f"{nothing}: no message has been labeled yet")
         return None
-    return label_set, box, store
+    return OpenMailbox(str(mailbox or settings.mailbox), settings, label_set, box, store)
 
 
 @friendly_errors
@@ -39,16 +41,15 @@ def sync(
     labels: LabelsOpt = None,
 ) -> None:
     """Read back what you did to labeled messages (moved, read, archived) and mine corrections from it."""
-    from labelrouter.feedback import sync_and_mine
+    from labelrouter.usecases import nightly_sync
 
     opened = _labeled_mailbox(labels, mailbox, "nothing to sync")
     if opened is None:
         return
-    label_set, box, store = opened
     try:
-        synced, mined = sync_and_mine(store, box, label_set, nightly_days=days if nightly else None)
+        synced, mined = nightly_sync(opened, days=days if nightly else None)
     finally:
-        store.close()
+        opened.store.close()
     out.print(sync_line(synced, mined))
 
 
@@ -103,10 +104,10 @@ def undo(
     opened = _labeled_mailbox(labels, mailbox, "nothing to undo")
     if opened is None:
         return
-    label_set, box, store = opened
+    box, store = opened.mailbox, opened.store
     try:
         with box.lock():
-            done = run_undo(store, box, box.ensure_labels(label_set.names, create=False), since=since,
+            done = run_undo(store, box, box.ensure_labels(opened.labels.names, create=False), since=since,
                             message_id=message)
     finally:
         store.close()

@@ -19,37 +19,26 @@ def label_mailbox(settings: Settings, mailbox_path: Path, dry_run: bool, limit: 
                   wait_s: float = 0.0, shadow: bool = False) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from labelrouter.graph.labeler import Labeler
+    from labelrouter.cli.feedback import sync_line
+    from labelrouter.usecases import OpenMailbox, poll
 
     labels = backends.labels(settings)  # a broken config fails before anything is created
     mailbox = backends.mailbox(settings, mailbox_path)
-    # A second run on this mailbox is refused (or waits) before the model loads.
+    # A second run on this mailbox is refused (or waits) before the store opens and the model loads.
     with contextlib.nullcontext() if dry_run else mailbox.lock(wait_s):
         store = backends.store(settings, create=not dry_run)  # a dry run creates no store
         try:
             if not dry_run and settings.mailbox == "maildir":
                 backends.remember_mailbox(settings, mailbox_path)
-                from labelrouter.cli.feedback import sync_line
-                from labelrouter.feedback import sync_and_mine
-
-                # What the user did since the last run is read back before new mail is labeled.
-                err.print(sync_line(*sync_and_mine(store, mailbox, labels)), highlight=False)
-            mode = "dry-run" if dry_run else "shadow" if shadow else "apply"
-            ctx = backends.context(settings, mode=mode, mailbox=mailbox, store=store, labels=labels)
-            checkpointer = None
-            if settings.durable_runs:
-                from labelrouter.graph.checkpoints import open_checkpointer
-
-                checkpointer = open_checkpointer(settings)
-            with Labeler(ctx, settings, checkpointer=checkpointer) as labeler, Progress(
-                TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err, transient=True,
-            ) as progress:
+            with Progress(TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err, transient=True) as progress:
                 task = progress.add_task("labeling", total=None)
-                return labeler.run_mailbox(
-                    limit=limit, on_total=lambda n: progress.update(task, total=n),
-                    progress=lambda n: progress.advance(task, n), wait_s=wait_s,
-                )
+                return poll(
+                    OpenMailbox(str(mailbox_path), settings, labels, mailbox, store), backends.labeler,
+                    mode="dry-run" if dry_run else "shadow" if shadow else "apply", wait_s=wait_s, limit=limit,
+                    on_synced=lambda synced, mined: err.print(sync_line(synced, mined), highlight=False),
+                    on_total=lambda n: progress.update(task, total=n), progress=lambda n: progress.advance(task, n),
+                ).report
         finally:
             if store is not None:
                 store.close()

@@ -28,10 +28,10 @@ from labelrouter.evaluation import baselines
 from labelrouter.evaluation.metrics import decision_metrics, fallback_policy, router_metrics
 from labelrouter.evaluation.splits import holdout
 from labelrouter.labels import Label, LabelSet
+from labelrouter.models.analysis import AnalysisCache, uncached
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import AnalysisCache, uncached
 from labelrouter.models.router import Router
 from labelrouter.models.scoring import ScoringParams
 from labelrouter.settings import MIN_COVERAGE

@@ -33,6 +33,7 @@ from labelrouter.evaluation.metrics import aurc, risk_coverage
 from labelrouter.evaluation.splits import time_order
 from labelrouter.feedback import MiningPolicy, sync_and_mine
 from labelrouter.graph.labeler import Labeler
+from labelrouter.graph.mailbox_run import MailboxRun
 from labelrouter.graph.wiring import build_context
 from labelrouter.labels import Label, LabelSet, load_label_set
 from labelrouter.mail.maildir import LocalMaildir, folder_name
@@ -157,7 +158,7 @@ def run_stream(data: LabeledSet, encoder: Encoder, work: Path, config: StreamCon
             ids.append(mid)
         ctx = build_context(settings, mode="apply", mailbox=box, store=store, labels=labels, encoder=encoder)
         with Labeler(ctx, settings) as labeler:
-            report = labeler.run_mailbox()
+            report = MailboxRun(labeler).run_mailbox()
         decided = {o.message_id: o for o in report.outcomes if o.status != "failed"}
         stored = {mid: store.get(mid) for mid in ids}
         # Baselines trained at the last point predict this chunk (prequential, like the loop).

@@ -18,7 +18,7 @@ import numpy as np
 from labelrouter.errors import ConfigError
 from labelrouter.labels import LabelSet, parse_label_set, read_json
 from labelrouter.mail.mailbox import Mailbox
-from labelrouter.models.head import LinearHead
+from labelrouter.models.bundle import LinearHead
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.store.base import Store
 from labelrouter.util.files import write_json_atomic

@@ -15,7 +15,7 @@ from typing import Any
 from labelrouter.errors import LabelRouterError
 from labelrouter.feedback.sync import stored_ids
 from labelrouter.mail.mailbox import Mailbox, filing
-from labelrouter.models.lexical import parse_document
+from labelrouter.models.document import parse_document
 from labelrouter.nodes.apply import archive_decision
 from labelrouter.state import ApplyResult, EmailMessage, Routing
 from labelrouter.store.base import Store

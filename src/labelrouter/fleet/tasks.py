@@ -11,29 +11,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from labelrouter import usecases
 from labelrouter.errors import ConfigError, LabelRouterError
 from labelrouter.fleet.config import gmail_account, load_fleet
 from labelrouter.fleet.coordination import Coordination
-from labelrouter.labels import LabelSet, load_label_set
+from labelrouter.labels import load_label_set
 from labelrouter.settings import Settings
+from labelrouter.usecases import OpenMailbox
+from labelrouter.usecases.mailbox import counts
 
 log = logging.getLogger(__name__)
 
 
 class MailboxBusy(LabelRouterError):
     """Another worker holds this mailbox's lease (the Celery layer retries the task later)."""
-
-
-@dataclass
-class Opened:
-    name: str
-    settings: Settings
-    labels: LabelSet
-    mailbox: Any
-    store: Any
 
 
 class FleetRuntime:
@@ -70,7 +63,7 @@ class FleetRuntime:
         return fleet[name]
 
     @contextlib.contextmanager
-    def open(self, name: str) -> Iterator[Opened]:
+    def open(self, name: str) -> Iterator[OpenMailbox]:
         from labelrouter.mail.backends import open_mailbox
         from labelrouter.store import open_store
 
@@ -82,14 +75,15 @@ class FleetRuntime:
         mailbox = open_mailbox(settings, budget=budget)
         store = open_store(settings)
         try:
-            yield Opened(name, settings, labels, mailbox, store)
+            yield OpenMailbox(name, settings, labels, mailbox, store)
         finally:
             store.close()
 
-    def context(self, opened: Opened) -> Any:
+    def context(self, opened: OpenMailbox, mode: Any = "apply") -> Any:
         from labelrouter.artifacts import open_artifacts
         from labelrouter.graph.wiring import build_router, build_summarizer, mailbox_context
-        from labelrouter.models.registry import ModelRegistry, serving_encoder
+        from labelrouter.models.encoder_store import serving_encoder
+        from labelrouter.models.registry import ModelRegistry
 
         settings = opened.settings
         encoder = self.encoder or serving_encoder(settings, ModelRegistry(open_artifacts(settings)))
@@ -99,10 +93,10 @@ class FleetRuntime:
             cached = (key, build_router(settings, opened.labels, encoder), build_summarizer(settings))
             self._routers[opened.name] = cached
         _, router, summarizer = cached
-        return mailbox_context(settings, router, encoder, summarizer, mode="apply", mailbox=opened.mailbox,
+        return mailbox_context(settings, router, encoder, summarizer, mode=mode, mailbox=opened.mailbox,
                                store=opened.store)
 
-    def labeler(self, opened: Opened) -> Any:
+    def labeler(self, opened: OpenMailbox, mode: Any = "apply") -> Any:
         from labelrouter.graph.labeler import Labeler
 
         checkpointer = None
@@ -112,13 +106,7 @@ class FleetRuntime:
             if opened.name not in self._checkpointers:
                 self._checkpointers[opened.name] = open_checkpointer(opened.settings)
             checkpointer = self._checkpointers[opened.name]
-        return Labeler(self.context(opened), opened.settings, checkpointer=checkpointer)
-
-
-def _counts(report: Any) -> dict[str, Any]:
-    statuses = ("applied", "repaired", "unchanged", "failed")
-    return {**{s: report.count(s) for s in statuses}, "already_processed": report.already_processed,
-            "message_ids": [o.message_id for o in report.outcomes if o.status in ("applied", "repaired")]}
+        return Labeler(self.context(opened, mode), opened.settings, checkpointer=checkpointer)
 
 
 @contextlib.contextmanager
@@ -131,30 +119,24 @@ def _mailbox_held(rt: FleetRuntime, name: str, wait_s: float) -> Iterator[None]:
 
 def poll(rt: FleetRuntime, name: str, *, wait_s: float = 0.0) -> dict[str, Any]:
     """Sync what the user did, then label every new inbox message (what `labelrouter run` does)."""
-    from labelrouter.feedback import sync_and_mine
-
-    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened, opened.mailbox.lock(0):
-        synced, mined = sync_and_mine(opened.store, opened.mailbox, opened.labels)
-        with rt.labeler(opened) as labeler:
-            report = labeler.run_mailbox()
-    return {"mailbox": name, "job": "poll", "synced": synced.looked, "touched": synced.touched,
-            "examples": dict(mined.examples), **_counts(report)}
+    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened:
+        polled = usecases.poll(opened, rt.labeler)
+    assert polled.synced is not None and polled.mined is not None
+    return {"mailbox": name, "job": "poll", "synced": polled.synced.looked, "touched": polled.synced.touched,
+            "examples": dict(polled.mined.examples), **counts(polled.report)}
 
 
 def label_messages(rt: FleetRuntime, name: str, message_ids: list[str], *, wait_s: float = 0.0) -> dict[str, Any]:
     """Label these messages of the mailbox (new mail a push notification named), each exactly once."""
-    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened, rt.labeler(opened) as labeler:
-        report = labeler.run_messages(message_ids)
-    return {"mailbox": name, "job": "label", **_counts(report)}
+    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened:
+        report = usecases.label_messages(opened, rt.labeler, message_ids)
+    return {"mailbox": name, "job": "label", **counts(report)}
 
 
 def nightly_sync(rt: FleetRuntime, name: str, *, wait_s: float = 0.0) -> dict[str, Any]:
     """Every message processed in the window, touched or not, read back and mined."""
-    from labelrouter.feedback import sync_and_mine
-
-    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened, opened.mailbox.lock(0):
-        synced, mined = sync_and_mine(opened.store, opened.mailbox, opened.labels,
-                                      nightly_days=opened.settings.nightly_sync_days)
+    with _mailbox_held(rt, name, wait_s), rt.open(name) as opened:
+        synced, mined = usecases.nightly_sync(opened, days=opened.settings.nightly_sync_days)
     return {"mailbox": name, "job": "nightly-sync", "synced": synced.looked, "touched": synced.touched,
             "recorded": synced.recorded, "examples": dict(mined.examples)}
 
@@ -162,9 +144,9 @@ def nightly_sync(rt: FleetRuntime, name: str, *, wait_s: float = 0.0) -> dict[st
 def train(rt: FleetRuntime, name: str, stages: str = "head") -> dict[str, Any]:
     """The training graph on this mailbox's store; a better model is promoted, which its workers' heads
     pick up by themselves. One training per mailbox at a time; it needs no mailbox lease."""
-    from labelrouter.training import STAGES, build_training_context, run_training
+    from labelrouter.training import STAGES
 
-    if stages not in STAGES:
+    if stages not in STAGES:  # refused before the lease is taken
         raise ConfigError(f"stages must be one of {sorted(STAGES)}, not {stages!r}")
     with rt.coordination.lease(f"train:{name}") as held:
         if not held:
@@ -174,10 +156,8 @@ def train(rt: FleetRuntime, name: str, stages: str = "head") -> dict[str, Any]:
 
         store = open_store(settings)
         try:
-            ctx = build_training_context(settings, store, labels=load_label_set(settings.labels_path),
-                                         encoder=rt.encoder, stages=STAGES[stages],
-                                         cache_dir=settings.resolved_cache_dir)
-            state = run_training(ctx)
+            state = usecases.train(settings, store, load_label_set(settings.labels_path), stages=stages,
+                                   encoder=rt.encoder)
         finally:
             store.close()
     return {"mailbox": name, "job": "train", "examples": state.n_examples, "promoted": state.promoted,

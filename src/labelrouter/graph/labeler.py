@@ -1,4 +1,6 @@
-"""Labeling many messages: batched graph invocations over a mailbox, with failures recorded, never dropped."""
+"""The labeler engine: the compiled inference graph run for one message or many, a chunk's encodings
+shared in one forward pass, on a pool of threads kept for the labeler's life; durable runs resume from
+their checkpoints. What to label and what to record is the mailbox run's job (`graph.mailbox_run`)."""
 
 from __future__ import annotations
 
@@ -6,38 +8,23 @@ import contextvars
 import dataclasses
 import logging
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Any
 
-from labelrouter.errors import LabelRouterError, MailboxError
+from labelrouter.errors import LabelRouterError
 from labelrouter.extensions import Extension, load_extensions
 from labelrouter.graph.checkpoints import thread_id, thread_of
 from labelrouter.graph.inference import build_inference_graph
 from labelrouter.mail.parse import parse_message
 from labelrouter.models.batching import MicroBatcher
-from labelrouter.nodes.apply import finish_apply
 from labelrouter.nodes.context import LabelerContext
 from labelrouter.settings import Settings
 from labelrouter.state import EmailMessage
-from labelrouter.util.limits import describe_error, time_budget
+from labelrouter.util.limits import time_budget
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class MessageOutcome:
-    message_id: str
-    subject: str = ""
-    label: str | None = None
-    confidence: float | None = None
-    fallback: bool = False
-    status: str = "failed"  # applied | unchanged | dry-run | skipped | repaired | failed
-    error: str | None = None
-    degraded: list[str] = field(default_factory=list)
 
 
 # Chunks a run has in the graph at once: the next starts when the one before is encoded, so the graph's
@@ -46,7 +33,7 @@ CHUNKS_IN_FLIGHT = 2
 
 
 @dataclass
-class _Running:
+class Running:
     """A chunk's invocations in flight, and the batcher its encoding goes through."""
 
     messages: list[EmailMessage]
@@ -60,16 +47,7 @@ class _Running:
                 return
 
 
-@dataclass
-class RunReport:
-    outcomes: list[MessageOutcome] = field(default_factory=list)
-    already_processed: int = 0
-
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -110,7 +88,7 @@ class Labeler:
         if self.checkpointer is not None and not self.keep_checkpoints:
             self.checkpointer.delete_thread(thread_id(message_id))
 
-    def _threads(self) -> set[str]:
+    def interrupted_threads(self) -> set[str]:
         """Threads with checkpoints: a finished message's is deleted, so these are the interrupted runs'
         (and, with `keep_checkpoints`, the kept ones)."""
         if self.checkpointer is None:
@@ -144,11 +122,11 @@ class Labeler:
         """Invoke the graph for every message of a chunk at once so their encodings share forward passes.
         A message's failure is its result (the exception), not the chunk's."""
         results: list[dict[str, Any] | Exception] = []
-        for chunk in _chunks(messages, self.chunk_size):
-            results.extend(self._collect(chunk, self._submit(chunk).futures))
+        for chunk in chunks(messages, self.chunk_size):
+            results.extend(self.collect(chunk, self.submit(chunk).futures))
         return results
 
-    def _submit(self, chunk: list[EmailMessage]) -> _Running:
+    def submit(self, chunk: list[EmailMessage]) -> Running:
         """Start one chunk's graph invocations (at most chunk_size messages) on the labeler's threads."""
         batcher = MicroBatcher(self.ctx.embed_and_score, max_batch=self.chunk_size)
         batcher.expect(len(chunk))
@@ -160,9 +138,9 @@ class Labeler:
                                                                  "labelrouter-label")
             futures = [pool.submit(contextvars.copy_context().run, self.graph.invoke, {"message": m},
                                    self._config(m.id), context=ctx) for m in chunk]
-        return _Running(chunk, futures, batcher)
+        return Running(chunk, futures, batcher)
 
-    def _collect(self, chunk: list[EmailMessage],
+    def collect(self, chunk: list[EmailMessage],
                  futures: list[Future[dict[str, Any]]]) -> list[dict[str, Any] | Exception]:
         wait(futures)  # every invocation ends before anything, even a BaseException, leaves this chunk
         results: list[dict[str, Any] | Exception] = []
@@ -188,161 +166,3 @@ class Labeler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def run_mailbox(self, *, limit: int | None = None, progress: Callable[[int], None] | None = None,
-                    on_total: Callable[[int], None] | None = None, wait_s: float = 0.0) -> RunReport:
-        """Label every inbox message the store has not labeled yet; record failures.
-
-        In apply mode the mailbox's labeler lock is held throughout (a second run waits `wait_s`, then
-        raises MailboxError), and decisions an interrupted run left half-applied are finished first."""
-        mailbox = self.ctx.mailbox
-        if mailbox is None:
-            raise LabelRouterError("run needs a mailbox")
-        if self.ctx.mode not in ("apply", "shadow"):
-            return self._run_mailbox(limit, progress, on_total)
-        with mailbox.lock(wait_s):
-            return self._run_mailbox(limit, progress, on_total)
-
-    def run_messages(self, message_ids: list[str], *, wait_s: float = 0.0) -> RunReport:
-        """Label these messages of the mailbox (a worker told of new mail), each exactly once: under the
-        mailbox's lock, after finishing half-applied decisions, skipping those the store has decided."""
-        mailbox, store = self.ctx.mailbox, self.ctx.store
-        if mailbox is None or store is None or self.ctx.mode != "apply":
-            raise LabelRouterError("labeling named messages needs a mailbox, a store and apply mode")
-        with mailbox.lock(wait_s):
-            report = RunReport(outcomes=self.repair_pending())
-            done = store.labeled_ids()
-            todo = [mid for mid in dict.fromkeys(message_ids) if mid not in done]
-            report.already_processed = len(set(message_ids)) - len(todo)
-            self._label_ids(todo, report, True, None)
-            return report
-
-    def _run_mailbox(self, limit: int | None, progress: Callable[[int], None] | None,
-                     on_total: Callable[[int], None] | None) -> RunReport:
-        mailbox, store = self.ctx.mailbox, self.ctx.store
-        assert mailbox is not None
-        record = self.ctx.mode in ("apply", "shadow") and store is not None
-        report = RunReport()
-        if record and self.ctx.mode == "apply":
-            report.outcomes.extend(self.repair_pending())
-            if self.settings.text_retention_days is not None:
-                cutoff = datetime.now(UTC) - timedelta(days=self.settings.text_retention_days)
-                store.purge_text(cutoff.isoformat(timespec="seconds"))  # type: ignore[union-attr]
-        done = store.labeled_ids() if store is not None else set()
-        inbox = mailbox.list_inbox()
-        todo = [mid for mid in inbox if mid not in done]
-        threads = self._threads()  # interrupted durable runs finish first
-        resumable = [mid for mid in todo if thread_id(mid) in threads and self.pending(mid)]
-        for mid in resumable:
-            try:
-                result: dict[str, Any] | Exception = self.resume(mid)
-                message = result["message"]  # type: ignore[index]
-            except Exception as exc:  # noqa: BLE001 - one message's failure
-                result, message = exc, EmailMessage(id=mid)
-            report.outcomes.append(self._outcome(message, result, record))
-        resumed = set(resumable)
-        todo = [mid for mid in todo if mid not in resumed]
-        report.already_processed = len(inbox) - len(todo)
-        if limit is not None:
-            todo = todo[:limit]
-        if on_total:
-            on_total(len(todo))
-        self._label_ids(todo, report, record, progress)
-        return report
-
-    def _label_ids(self, todo: list[str], report: RunReport, record: bool,
-                   progress: Callable[[int], None] | None) -> None:
-        """Label these messages chunk by chunk. While a chunk runs through the graph on the labeler's
-        threads, this thread fetches and parses the next (within its time budget, which only this thread
-        can enforce), and starts it as soon as the one before is encoded: that one's scoring and applying
-        then overlap the new chunk's forward pass instead of leaving the encoder idle."""
-        running: deque[tuple[_Running, list[MessageOutcome]]] = deque()
-        try:
-            for ids in _chunks(todo, self.chunk_size):
-                parsed, unreadable = self._read(ids, record)
-                if running:
-                    running[-1][0].wait_encoded()
-                while len(running) >= CHUNKS_IN_FLIGHT:
-                    self._report(*running.popleft(), report, record, progress)
-                running.append((self._submit(parsed), unreadable))
-            while running:
-                self._report(*running.popleft(), report, record, progress)
-        finally:  # nothing of this run is left working behind an error that leaves it
-            for chunk, _ in running:
-                wait(chunk.futures)
-
-    def _read(self, ids: list[str], record: bool) -> tuple[list[EmailMessage], list[MessageOutcome]]:
-        mailbox, store = self.ctx.mailbox, self.ctx.store
-        assert mailbox is not None
-        parsed: list[EmailMessage] = []
-        unreadable: list[MessageOutcome] = []
-        try:
-            fetched: dict[str, Any] = mailbox.fetch_many(ids)
-        except Exception as exc:  # noqa: BLE001 - the mailbox could not be read: each message fails with it
-            fetched = {mid: exc for mid in ids}
-        for mid in ids:
-            try:
-                got = fetched.get(mid) or MailboxError(f"the mailbox did not answer for message {mid!r}")
-                if isinstance(got, Exception):
-                    raise got
-                raw, label_ids = got
-                parsed.append(self.parse(raw, message_id=mid, label_ids=label_ids))
-            except Exception as exc:  # noqa: BLE001 - whatever one message raises is that message's failure
-                error = describe_error(exc)
-                log.warning("message %s failed: %s", mid, error)
-                unreadable.append(MessageOutcome(mid, status="failed", error=error))
-                if record:
-                    store.record_failed(mid, error)  # type: ignore[union-attr]
-        return parsed, unreadable
-
-    def _report(self, chunk: _Running, unreadable: list[MessageOutcome], report: RunReport, record: bool,
-                progress: Callable[[int], None] | None) -> None:
-        outcomes = unreadable + [self._outcome(message, result, record) for message, result in
-                                 zip(chunk.messages, self._collect(chunk.messages, chunk.futures), strict=True)]
-        for outcome in outcomes:
-            report.outcomes.append(outcome)
-            if progress:
-                progress(1)
-
-    def repair_pending(self) -> list[MessageOutcome]:
-        """Finish every decision recorded as 'applying' (a crash or an error between the intent and the
-        mailbox change): the change is repeated idempotently and the row completed. A message that has
-        left the mailbox entirely is recorded as failed."""
-        ctx, store, mailbox = self.ctx, self.ctx.store, self.ctx.mailbox
-        assert store is not None and mailbox is not None
-        outcomes = []
-        for row in store.pending_intents():
-            mid, label = str(row["message_id"]), str(row["label_applied"] or "")
-            base = MessageOutcome(mid, str(row["subject"] or ""), label=label, confidence=row["confidence"],
-                                  fallback=bool(row["fallback"]))
-            try:
-                if not mailbox.label_ids(mid):
-                    gone = "message left the mailbox before its label was confirmed"
-                    store.abandon_intent(mid, gone)
-                    outcomes.append(dataclasses.replace(base, status="failed", error=gone))
-                    continue
-                label_id = ctx.mailbox_ids.get(label) or row["intent_label_id"]
-                if not label_id:
-                    raise LabelRouterError(f"interrupted decision names label {label!r}, which has no mailbox id")
-                result = finish_apply(ctx, mid, label, str(label_id), bool(row["archived"]), status="repaired",
-                                      detail="finished an interrupted apply")
-                outcomes.append(dataclasses.replace(base, label=result.label, status="repaired"))
-            except Exception as exc:  # noqa: BLE001 - one message's repair failing is that message's failure
-                error = describe_error(exc)
-                log.warning("repair of message %s failed: %s", mid, error)
-                store.record_failed(mid, error)
-                outcomes.append(dataclasses.replace(base, status="failed", error=error))
-        return outcomes
-
-    def _outcome(self, message: EmailMessage, result: dict[str, Any] | Exception, record: bool) -> MessageOutcome:
-        if isinstance(result, Exception):
-            error = describe_error(result)
-            log.warning("message %s failed: %s", message.id, error)
-            if record:
-                self.ctx.store.record_failed(message.id, error)  # type: ignore[union-attr]
-            return MessageOutcome(message.id, message.subject, status="failed", error=error)
-        routing, applied = result["routing"], result["applied"]
-        return MessageOutcome(
-            message.id, message.subject, label=applied.label, confidence=routing.confidence,
-            fallback=routing.fallback, status=applied.status, degraded=list(result.get("errors") or []),
-        )

@@ -7,9 +7,11 @@ from functools import lru_cache
 from labelrouter.artifacts import open_artifacts
 from labelrouter.labels import LabelSet, load_label_set
 from labelrouter.mail.mailbox import Mailbox
+from labelrouter.models.current import CurrentHead
 from labelrouter.models.encoder import Encoder
+from labelrouter.models.encoder_store import serving_encoder
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.registry import CurrentHead, ModelRegistry, serving_encoder
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.models.reranker import Rerankers
 from labelrouter.models.router import Router
 from labelrouter.nodes.context import LabelerContext, Mode

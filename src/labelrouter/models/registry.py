@@ -1,5 +1,6 @@
-"""Model bundles: stage, promote, roll back and watch, on any artifact store. The only module that knows
-the layout.
+"""Model bundles: stage, promote and roll back, on any artifact store. The only module that knows the
+layout (fine-tuned encoders are stored beside it: `models.encoder_store`; the served head that follows
+promotions is `models.current`).
 
 A **bundle** is one version of everything the gate judges together: the encoder id it was trained on, the
 head (weights, output labels), the label vectors it refreshed, its thresholds and metrics. Layout, under
@@ -20,33 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from labelrouter.artifacts.base import ArtifactNotFound, ArtifactStore
 from labelrouter.errors import ModelArtifactError
-from labelrouter.models.head import ColdStartHead, Head, LinearHead, head_from_files, parse_head_meta
+from labelrouter.models.bundle import LinearHead, head_from_files, parse_head_meta
+from labelrouter.models.encoder_store import VERSION, EncoderStore, check_version
+from labelrouter.models.head import ColdStartHead, Head
 
 log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "labelrouter.bundle/v1"
 BUNDLE_FILES = ("head.json", "weights.safetensors")
 OPTIONAL_FILES = ("lexicon.json",)  # a head with lexical features
-# A version is one path segment: nothing that climbs, nothing absolute.
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-
-
-def check_version(version: object, source: str) -> str:
-    if not isinstance(version, str) or not _VERSION.fullmatch(version) or ".." in version:
-        raise ModelArtifactError(f"{source}: {str(version)[:80]!r} is not a model version name")
-    return version
-
-
 class ModelRegistry:
     def __init__(self, artifacts: ArtifactStore):
         self.artifacts = artifacts
@@ -127,7 +115,7 @@ class ModelRegistry:
         manifest, files = self._verified_files(folder)
         if manifest.get("encoder") != embedder:
             wanted = str(manifest.get("encoder"))
-            if _VERSION.fullmatch(wanted.replace("@", "-")) and self.encoders.has(wanted):
+            if VERSION.fullmatch(wanted.replace("@", "-")) and self.encoders.has(wanted):
                 raise ModelArtifactError(  # a promotion that changed the encoder, seen by a running process
                     f"model bundle {self._where(folder)} uses the fine-tuned encoder {wanted!r}, but this process "
                     f"loaded {embedder!r}; restart it to switch encoders")
@@ -249,182 +237,3 @@ class ModelRegistry:
             meta["current"] = meta.get("version") == current
             found.append(meta)
         return sorted(found, key=lambda m: str(m.get("created_at", "")), reverse=True)
-
-
-ENCODER_FORMAT = "labelrouter.encoder/v1"
-# What a sentence-transformers model folder holds that loading needs; nothing that executes code on load
-# (no pickled `pytorch_model.bin`): a folder with one is refused.
-ENCODER_SUFFIXES = (".json", ".safetensors", ".txt")
-
-
-def _encoder_key(version: str) -> str:
-    """`name@fingerprint` → the registry folder name (`name-fingerprint`, a plain path segment)."""
-    return check_version(version.replace("@", "-"), "encoder")
-
-
-class EncoderStore:
-    """Fine-tuned encoders in the artifact store, beside the bundles that name them:
-
-        encoders/<name>-<fingerprint>/…            the model folder's files (config, safetensors, tokenizer)
-        encoders/<name>-<fingerprint>/encoder.json  format, version, name, and each file's SHA-256 and size (last)
-
-    Inference and training unpack one into `<cache>/encoders/<key>/` (checked against the manifest) and
-    load it from there. The packaged encoder is never stored: it ships with the package."""
-
-    def __init__(self, artifacts: ArtifactStore):
-        self.artifacts = artifacts
-
-    def put(self, folder: Any, *, name: str) -> str:
-        """Store the model folder (`training.bi_encoder`'s output) under its version; returns the version."""
-        from pathlib import Path
-
-        from labelrouter.models.encoder import encoder_version
-
-        folder = Path(folder)
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        unsafe = [p.name for p in files if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle")]
-        if unsafe:
-            raise ModelArtifactError(f"encoder {folder}: {', '.join(unsafe)} would execute code on load; "
-                                     "save it with safetensors")
-        version = encoder_version(folder, name)
-        key = _encoder_key(version)
-        manifest: dict[str, Any] = {"format": ENCODER_FORMAT, "version": version, "name": name, "files": {}}
-        for path in files:
-            if path.suffix not in ENCODER_SUFFIXES:
-                continue  # a model card, a training log: not needed to load it
-            rel = path.relative_to(folder).as_posix()
-            data = path.read_bytes()
-            self.artifacts.write(f"encoders/{key}/{rel}", data)
-            manifest["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        self.artifacts.write(f"encoders/{key}/encoder.json", json.dumps(manifest, indent=2).encode())  # last
-        return version
-
-    def has(self, version: str) -> bool:
-        key = _encoder_key(version)
-        return f"encoders/{key}/encoder.json" in self.artifacts.list(f"encoders/{key}/")
-
-    def delete(self, version: str) -> None:
-        self.artifacts.delete(f"encoders/{_encoder_key(version)}/")
-
-    def unpack(self, version: str, cache_dir: Any) -> tuple[Any, str]:
-        """(local folder, name) of a stored encoder, unpacked under `cache_dir` and checked file by file;
-        an earlier unpacking is reused when it still matches."""
-        from pathlib import Path
-
-        key = _encoder_key(version)
-        where = f"{self.artifacts.describe().rstrip('/')}/encoders/{key}"
-        try:
-            manifest = json.loads(self.artifacts.read(f"encoders/{key}/encoder.json").decode("utf-8"))
-        except ArtifactNotFound:
-            raise ModelArtifactError(f"encoder {version} is not in the model registry ({where}); "
-                                     "`labelrouter models rollback` returns to the previous model") from None
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ModelArtifactError(f"encoder {where}: encoder.json unreadable ({exc})") from None
-        files = manifest.get("files") if isinstance(manifest, dict) else None
-        if manifest.get("format") != ENCODER_FORMAT or manifest.get("version") != version or not isinstance(files, dict):
-            raise ModelArtifactError(f"encoder {where}: not a {ENCODER_FORMAT} manifest of {version}")
-        target = Path(cache_dir) / "encoders" / key
-        if all(_matches(target / rel, spec) for rel, spec in files.items()):
-            return target, str(manifest["name"])
-        import shutil
-
-        staging = target.with_name(f"{key}.{time.time_ns()}.tmp")
-        try:
-            for rel, spec in files.items():
-                if Path(rel).suffix not in ENCODER_SUFFIXES or ".." in Path(rel).parts or Path(rel).is_absolute():
-                    raise ModelArtifactError(f"encoder {where}: unexpected file {rel!r} in its manifest")
-                data = self.artifacts.read(f"encoders/{key}/{rel}")
-                if not isinstance(spec, dict) or hashlib.sha256(data).hexdigest() != spec.get("sha256"):
-                    raise ModelArtifactError(f"encoder {where}: {rel} does not match its checksum (corrupted or "
-                                             "partly written)")
-                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-                (staging / rel).write_bytes(data)
-            shutil.rmtree(target, ignore_errors=True)
-            staging.replace(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target, str(manifest["name"])
-
-
-def _matches(path: Any, spec: Any) -> bool:
-    try:
-        return isinstance(spec, dict) and path.stat().st_size == spec.get("bytes") and \
-            hashlib.sha256(path.read_bytes()).hexdigest() == spec.get("sha256")
-    except OSError:
-        return False
-
-
-class CurrentHead:
-    """The promoted head, reloaded when the pointer changes, so a long-running process picks up a
-    promotion (or a rollback) without a restart. The pointer is checked at most every `check_every_s`.
-    A new version that fails to load is reported once and the head already in use stays."""
-
-    def __init__(self, registry: ModelRegistry, *, embedder: str, dim: int, check_every_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self.registry, self.embedder, self.dim = registry, embedder, dim
-        self.check_every_s, self.clock = check_every_s, clock
-        self._stamp = registry.stamp()
-        self._head: Head = registry.current_head(embedder=embedder, dim=dim)
-        self._checked = clock()
-
-    def _refresh(self) -> None:
-        now = self.clock()
-        if now - self._checked < self.check_every_s:
-            return
-        self._checked = now
-        stamp = self.registry.stamp()
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            self._head = self.registry.current_head(embedder=self.embedder, dim=self.dim)
-        except ModelArtifactError as exc:
-            log.error("keeping model %s: %s", self._head.version, exc)
-
-    @property
-    def head(self) -> Head:
-        self._refresh()
-        return self._head
-
-    @property
-    def version(self) -> str:
-        return self.head.version
-
-    @property
-    def thresholds(self) -> dict[str, float]:
-        return self.head.thresholds
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.head.metrics
-
-    @property
-    def label_vectors(self) -> dict[str, np.ndarray]:
-        return self.head.label_vectors
-
-    @property
-    def rerank(self) -> Any:
-        return self.head.rerank
-
-    def weights(self, embeddings: np.ndarray, labels: list[str],
-                documents: list[str] | None = None) -> np.ndarray:
-        return self.head.weights(embeddings, labels, documents)
-
-    def evidence(self, document: str, label: str, top: int = 5) -> list[tuple[str, float]]:
-        return self.head.evidence(document, label, top)
-
-    def important_probability(self, embeddings: np.ndarray) -> np.ndarray | None:
-        return self.head.important_probability(embeddings)
-
-
-def serving_encoder(settings: Any, registry: ModelRegistry) -> Any:
-    """The encoder inference and training use: the fine-tuned one the current bundle was trained on, when
-    the registry holds it (`training.bi_encoder`, promoted with its head), else the settings' (the
-    packaged MiniLM unless `LABELROUTER_ENCODER_PATH` names another, which then always wins)."""
-    from labelrouter.models.encoder import encoder_for, load_encoder
-
-    wanted = registry.current_encoder()
-    if wanted and settings.encoder_path is None and registry.encoders.has(wanted):
-        path, name = registry.encoders.unpack(wanted, settings.resolved_cache_dir)
-        return load_encoder(path, settings.encoder_device, settings.encoder_autocast, settings.batch_size, name)
-    return encoder_for(settings)

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from labelrouter.labels import LabelSet
+from labelrouter.models.document import message_document
 from labelrouter.models.head import ColdStartHead, Head
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import message_document
 from labelrouter.models.scoring import Scores, ScoringParams, rerank, score, top_candidates
 from labelrouter.state import Candidate, EmailMessage, Routing, Summary
 from labelrouter.summarize.offline import SOURCE as OFFLINE_SOURCE

@@ -80,7 +80,7 @@ class LabelingState(BaseModel):
     # re-embeds with the same encoder and a new encoder can re-embed without the mailbox.
     embedding: list[float] | None = None
     embedded_text: str | None = None
-    # What the head's lexical features are read from (`models.lexical.message_document`), persisted too.
+    # What the head's lexical features are read from (`models.document.message_document`), persisted too.
     document: str | None = None
     applied: ApplyResult | None = None
     # Nodes return only their new errors; the reducer appends them.

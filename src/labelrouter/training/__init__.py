@@ -11,10 +11,11 @@ from typing import Any
 
 from labelrouter.artifacts import open_artifacts
 from labelrouter.labels import LabelSet, load_label_set
+from labelrouter.models.analysis import AnalysisCache
 from labelrouter.models.encoder import Encoder
+from labelrouter.models.encoder_store import serving_encoder
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import AnalysisCache
-from labelrouter.models.registry import ModelRegistry, serving_encoder
+from labelrouter.models.registry import ModelRegistry
 from labelrouter.models.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store

@@ -38,9 +38,9 @@ from pydantic import BaseModel, Field
 from labelrouter.evaluation.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.evaluation.splits import holdout, learnable_holdout
 from labelrouter.labels import LabelSet
+from labelrouter.models.analysis import AnalysisCache
 from labelrouter.models.encoder import Encoder
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import AnalysisCache
 from labelrouter.models.registry import ModelRegistry
 from labelrouter.models.reranker import Rerankers
 from labelrouter.models.router import Router

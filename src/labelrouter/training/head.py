@@ -1,7 +1,7 @@
 """Training the head → a `linear-softmax` head (`models.head`).
 
 `train_hybrid_head` (what training uses): one linear model on the message vector *and* its lexical
-features (`models.lexical`), a one-vs-rest linear SVM — the model that wins text classification on long
+features (`models.lexicon`), a one-vs-rest linear SVM — the model that wins text classification on long
 mail and personal folders — whose decision values become per-label probabilities through a softmax with a
 temperature fitted on held-out examples (`calibrate`). The vector is scaled by `dense_scale` before the
 fit: both blocks are unit-norm, and at 0.5 the sparse block, with its many more weights, is not drowned.
@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from labelrouter.errors import LabelRouterError
-from labelrouter.models.head import LinearHead
+from labelrouter.models.analysis import prepare
+from labelrouter.models.bundle import LinearHead
 from labelrouter.models.label_index import LabelIndex
-from labelrouter.models.lexical import Lexicon, prepare
+from labelrouter.models.lexicon import Lexicon
 from labelrouter.training.ovr import fit_linear_svc
 
 DENSE_SCALE = 0.5

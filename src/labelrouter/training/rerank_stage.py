@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from langgraph.runtime import Runtime
 
-from labelrouter.models.head import RerankSpec
+from labelrouter.models.bundle import RerankSpec
 from labelrouter.models.scoring import rerank, top_candidates
 from labelrouter.training.cross_encoder import listwise_rows, train_cross_encoder
 from labelrouter.training.retrieval_data import KIND_WEIGHTS

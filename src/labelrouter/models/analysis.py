@@ -1,26 +1,10 @@
-"""Lexical evidence: what people file mail by and a sentence embedding blurs.
+"""Analysing documents into hashed term counts, once per document: analysing is most of a lexical fit.
 
-A message's *document* is the text the head's lexical features are read from, stored beside the embedded
-text (so training never needs the mailbox):
-
-    from: alice@example.com
-    to: bob@example.org, team@example.org
-
-    <subject>
-    <body, capped>
-
-Features (`analyze`): lowercase word uni- and bi-grams of subject and body (the whole capped body, not
-just the part the encoder sees), subject words once more as `subject:<word>`, and the sender's and each
-recipient's address and domain (`from:alice@example.com`, `from:@example.com`, `to:…`). They are weighted
-by sublinear TF-IDF and L2-normalised per message (`Lexicon.transform`), with the vocabulary and IDF fitted
-on the head's training examples and saved as a JSON term list and a tensor: nothing that executes code.
-(scikit-learn's TfidfVectorizer computes the same weights, but analysing each document twice — once to
-fit, once to transform — was half of a 10,000-message retraining, and its fitted state is a pickle.)
-
-Analysing is most of a lexical fit, so a training run does it once per document (`AnalysisCache`), on
-every core when there are thousands (`AnalysisCache.analyse`: forked processes hand back arrays in a
-file), and keeps the result for the next run (`AnalysisCache.save` / `load`, in the cache folder, keyed by
-each document's digest): a nightly retraining analyses only the mail that arrived since.
+A training run analyses each document once (`AnalysisCache`), on every core when there are thousands
+(`AnalysisCache.analyse`: forked processes hand back arrays in a file), and keeps the result for the next
+run (`AnalysisCache.save` / `load`, in the cache folder, keyed by each document's digest): a nightly
+retraining analyses only the mail that arrived since. Terms are Python string hashes, named on demand
+(`TermNames`), so a vocabulary is saved as terms, never as hashes.
 """
 
 from __future__ import annotations
@@ -28,97 +12,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import signal
 import sys
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from email.utils import getaddresses
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 
+from labelrouter.models.document import analyze
 from labelrouter.util.cores import default_jobs
 
 log = logging.getLogger(__name__)
 
-DOCUMENT_CHARS = 5_000  # body characters a document keeps: the long tail of a long mail adds little
-# Words of 2 to 30 characters: longer "words" are base64, hashes, URLs run together (noise, and vocabulary
-# bloat). A longer run of word characters has no \b inside it, so it is skipped whole, as a length filter
-# after the match would — in the regex engine rather than a Python loop (a fifth of analysing).
-_WORD = re.compile(r"(?u)\b\w{2,30}\b")
-_REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
-
-def _addresses(value: str | Iterable[str]) -> list[str]:
-    items = [value] if isinstance(value, str) else list(value)
-    found = []
-    for _name, address in getaddresses([str(v) for v in items if v]):
-        address = address.strip().lower()
-        if "@" in address:
-            found.append(address)
-    return found
-
-
-def message_document(sender: str, recipients: Iterable[str], subject: str, body: str,
-                     body_chars: int = DOCUMENT_CHARS) -> str:
-    """The document of one message (see the module docstring)."""
-    lines = []
-    senders = _addresses(sender)
-    if senders:
-        lines.append("from: " + ", ".join(senders))
-    to = _addresses(recipients)
-    if to:
-        lines.append("to: " + ", ".join(to[:50]))  # a mailing list's thousand Cc's say no more than fifty
-    head = "\n".join(lines)
-    text = "\n".join(part for part in (subject.strip(), body[:body_chars].strip()) if part)
-    return f"{head}\n\n{text}"
-
-
-def parse_document(document: str) -> tuple[str, list[str], str, str]:
-    """(sender, recipients, subject, body) back from a document: how replay rebuilds a stored message."""
-    head, sep, text = document.partition("\n\n")
-    if not sep:
-        head, text = "", document
-    fields = dict(line.partition(": ")[::2] for line in head.splitlines())
-    subject, _, body = text.partition("\n")
-    recipients = [a for a in fields.get("to", "").split(", ") if a]
-    return fields.get("from", "").split(", ")[0], recipients, subject, body
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def analyze(document: str) -> list[str]:
-    """A document's features (a term may repeat: counts are term frequencies)."""
-    head, sep, text = document.partition("\n\n")
-    if not sep:  # not a document: plain text (e.g. an old example stored before documents existed)
-        head, text = "", document
-    features = []
-    for line in head.splitlines():
-        field, _, value = line.partition(": ")
-        if field not in ("from", "to"):
-            continue
-        for address in value.split(", "):
-            features += [f"{field}:{address}", f"{field}:@{address.rpartition('@')[2]}"]
-    subject, _, _ = text.partition("\n")
-    features += ["subject:" + w for w in _words(subject)]
-    thread = " ".join(_words(_REPLY_PREFIX.sub("", subject)))
-    if thread:  # a reply is filed where its thread was: the whole subject, reply prefixes off, is one feature
-        features.append("thread:" + thread)
-    words = _words(text)
-    features += words
-    features += map(" ".join, zip(words, words[1:], strict=False))
-    return features
-
-
-def _positions(table: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def positions(table: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(where each of `values` is or would go in the sorted `table`, clipped to a valid index; which of
     them are there): the membership test every lookup by hash here is."""
     if not len(table):
@@ -144,7 +55,7 @@ class TermNames:
     def add(self, hashes: np.ndarray, features: list[str], first: np.ndarray) -> None:
         """`hashes` sorted and unique, found first at `first` in `features`; those already known are skipped
         (only the new ones' terms are looked at: most of a document's are known after a few hundred)."""
-        new = ~_positions(self.hashes, hashes)[1]
+        new = ~positions(self.hashes, hashes)[1]
         n_new = int(new.sum())
         if not n_new:
             return
@@ -157,7 +68,7 @@ class TermNames:
         """(found: which of `wanted` have a term, terms: object array aligned with `wanted`, None where not)."""
         self._merge()
         terms = np.full(len(wanted), None, dtype=object)
-        pos, found = _positions(self.hashes, wanted)
+        pos, found = positions(self.hashes, wanted)
         terms[found] = self.terms[pos[found]]
         return found, terms
 
@@ -169,7 +80,7 @@ class TermNames:
     def keep(self, hashes: np.ndarray) -> None:
         """Forget every term whose hash is not in `hashes` (sorted)."""
         self._merge()
-        mask = _positions(hashes, self.hashes)[1]
+        mask = positions(hashes, self.hashes)[1]
         self.hashes, self.terms = self.hashes[mask], self.terms[mask]
 
     def _merge(self) -> None:
@@ -322,11 +233,11 @@ class AnalysisCache:
         hashes = np.concatenate([h for _, h, _ in fresh]) if fresh else np.zeros(0, np.int64)
         ids = np.full(len(hashes), -1, dtype=np.int64)
         if saved is not None:
-            at, there = _positions(saved.sorted_hashes, hashes)
+            at, there = positions(saved.sorted_hashes, hashes)
             ids[there] = saved.order[at[there]]
         table, table_terms = self.names.sorted()
         new = ids < 0
-        at, named = _positions(table, hashes[new])
+        at, named = positions(table, hashes[new])
         owner = np.repeat(np.arange(len(fresh)), [len(h) for _, h, _ in fresh])
         unnamed = np.bincount(owner[new][~named], minlength=len(fresh)) > 0
         used = np.bincount(at[named & ~unnamed[owner[new]]], minlength=len(table)) > 0
@@ -470,17 +381,17 @@ def prepare(documents: list[str], min_df: int = 2) -> None:
     if cache is None or not documents:
         return
     cache.analyse(documents)
-    analysed = _analysed(documents)
+    analysed = analysed_documents(documents)
     hashes, df = np.unique(np.concatenate([h for h, _ in analysed]), return_counts=True)
-    _names(hashes[df >= min_df], documents, analysed)
+    term_names(hashes[df >= min_df], documents, analysed)
 
 
-def _analysed(documents: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+def analysed_documents(documents: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     cache = _ACTIVE.get()
     return [cache.get(d or "") if cache is not None else term_hashes(d or "") for d in documents]
 
 
-def _names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def term_names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """The term behind each hash in `wanted` (sorted), as an object array: from the active cache's names,
     else (no cache, or a name the cache forgot) by analysing again the documents holding an unnamed hash,
     newest (last) first, until every one is named."""
@@ -490,7 +401,7 @@ def _names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.nda
     for document, (hashes, _) in zip(reversed(documents), reversed(analysed), strict=True):
         if named.all():
             break
-        pos, there = _positions(wanted, hashes)
+        pos, there = positions(wanted, hashes)
         hit = there & ~named[pos]
         if not hit.any():
             continue
@@ -501,65 +412,3 @@ def _names(wanted: np.ndarray, documents: list[str], analysed: list[tuple[np.nda
         terms[pos[hit]] = [features[i] for i in where.tolist()]
         named[pos[hit]] = True
     return terms
-
-
-@dataclass
-class Lexicon:
-    """Vocabulary (feature → column) and IDF weights; `transform` gives L2-normalised sublinear TF-IDF."""
-
-    terms: list[str]
-    idf: np.ndarray  # (len(terms),) float32
-
-    def __post_init__(self) -> None:
-        hashes = np.fromiter(map(hash, self.terms), dtype=np.int64, count=len(self.terms))
-        self._order = np.argsort(hashes, kind="stable")
-        self._sorted = hashes[self._order]
-
-    def __len__(self) -> int:
-        return len(self.terms)
-
-    @classmethod
-    def fit(cls, documents: list[str], *, min_df: int = 2, max_features: int = 100_000) -> Lexicon:
-        return cls.fit_transform(documents, min_df=min_df, max_features=max_features)[0]
-
-    @classmethod
-    def fit_transform(cls, documents: list[str], *, min_df: int = 2,
-                      max_features: int = 100_000) -> tuple[Lexicon, sparse.csr_matrix]:
-        """Terms in at least `min_df` documents (a term seen once cannot generalise; 1 when there are
-        fewer than 2 × min_df documents), the `max_features` most frequent of them (ties by term, so the
-        vocabulary does not depend on the process), smoothed IDF (as scikit-learn's:
-        ln((1 + n) / (1 + df)) + 1); and the documents' TF-IDF rows. Each document is analysed once."""
-        analysed = _analysed(documents)
-        everything = np.concatenate([h for h, _ in analysed]) if analysed else np.zeros(0, np.int64)
-        hashes, df = np.unique(everything, return_counts=True)
-        floor = min_df if len(documents) >= 2 * min_df else 1
-        hashes, df = hashes[df >= floor], df[df >= floor]
-        terms = _names(hashes, documents, analysed)
-        kept = np.arange(len(hashes))
-        if len(kept) > max_features:  # most frequent first; at the last frequency kept, ties by term
-            bound = np.partition(df, len(df) - max_features)[len(df) - max_features]
-            tied = np.nonzero(df == bound)[0]
-            tied = tied[np.argsort(terms[tied], kind="stable")]
-            above = np.nonzero(df > bound)[0]
-            kept = np.concatenate([above, tied[: max_features - len(above)]])
-        kept = kept[np.argsort(terms[kept], kind="stable")]  # columns in term order
-        idf = (np.log((1 + len(documents)) / (1 + df[kept])) + 1.0).astype(np.float32)
-        lexicon = cls(terms[kept].tolist(), idf)
-        return lexicon, lexicon._rows(analysed)
-
-    def transform(self, documents: list[str]) -> sparse.csr_matrix:
-        return self._rows(_analysed(documents))
-
-    def _rows(self, analysed: list[tuple[np.ndarray, np.ndarray]]) -> sparse.csr_matrix:
-        shape = (len(analysed), len(self.terms))
-        if not analysed or not len(self.terms):
-            return sparse.csr_matrix(shape, dtype=np.float32)
-        hashes = np.concatenate([h for h, _ in analysed])
-        counts = np.concatenate([c for _, c in analysed])
-        rows = np.repeat(np.arange(len(analysed)), [len(h) for h, _ in analysed])
-        pos, known = _positions(self._sorted, hashes)
-        rows, cols, counts = rows[known], self._order[pos[known]], counts[known]
-        weights = (1.0 + np.log(counts)) * self.idf[cols]
-        norms = np.sqrt(np.bincount(rows, weights=weights.astype(np.float64) ** 2, minlength=len(analysed)))
-        weights = weights / np.where(norms > 0, norms, 1.0)[rows]
-        return sparse.csr_matrix((weights.astype(np.float32), (rows, cols)), shape=shape)
