@@ -146,7 +146,8 @@ def test_validation_is_what_the_current_head_has_not_learned_and_noise_goes_to_t
     from types import SimpleNamespace
 
     from labelrouter.labels import load_label_set
-    from labelrouter.training.graph import TrainingState, gate, reject
+    from labelrouter.training.nodes import gate, reject
+    from labelrouter.training.state import TrainingState
 
     store = open_store(settings)
     names = load_label_set(LABELS_JSON).names[:4]
@@ -159,7 +160,7 @@ def test_validation_is_what_the_current_head_has_not_learned_and_noise_goes_to_t
     # Labels it knows validate on their new mail, at least 50 of it (`min_fair_val`).
     assert set(state.val_ids).isdisjoint(learned) and len(state.val_ids) == 50
     assert learned <= set(state.train_ids) and len(state.train_ids) == 110
-    context = SimpleNamespace(promote_margin=0.0, registry=SimpleNamespace(discard=lambda _v: None))
+    context = SimpleNamespace(policy=SimpleNamespace(promote_margin=0.0), registry=SimpleNamespace(discard=lambda _v: None))
     runtime = SimpleNamespace(context=context)
     within = {"current": {"top1": 0.8}, "candidate": {"top1": 0.76, "noise": 0.05, "judged_on": 40}}
     assert gate(TrainingState(metrics=within), runtime) == "promote"
@@ -180,8 +181,8 @@ def test_a_nightly_run_reuses_the_current_scale_until_the_training_set_doubles(t
     or the mailbox has doubled since; in between the current head's scale is kept and recorded as chosen
     on the same training-set size."""
     from labelrouter.labels import load_label_set
-    from labelrouter.training import graph as graph_module
     from labelrouter.training import head as head_module
+    from labelrouter.training import nodes as graph_module
 
     monkeypatch.setattr(graph_module, "SELECT_AT_MOST", 50)  # as if 50 were a full trial sample (4,000)
     trials = []

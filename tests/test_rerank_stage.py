@@ -55,7 +55,7 @@ def test_a_reranker_joins_the_bundle_when_it_helps_and_rolls_back_with_it(clinc,
                "min_retrieval": 20, "cache_dir": tmp_path / "cache"}
     ctx = build_training_context(settings, store, **options)
     oracle = Oracle(clinc["train"])
-    ctx._rerankers = lambda version: oracle
+    ctx.cache.rerankers = lambda version: oracle
     second = run_training(ctx)
     report = second.stage_reports["reranker"]
     assert report["steps"] == 3 and report["metrics"]["kept"], report
@@ -127,7 +127,7 @@ def test_a_promoted_reranker_is_carried_taught_to_the_bi_encoder_and_switched_of
     options = {"min_retrieval": 20, "cache_dir": tmp_path / "cache", "retrieval_budget": Budget(steps=2, examples=64)}
     _import(settings, store, encoder, clinc, clinc["train"][200:250], "second")
     ctx = build_training_context(settings, store, stages=frozenset({"head", "rerank"}), **options)
-    ctx._rerankers = lambda version: oracle
+    ctx.cache.rerankers = lambda version: oracle
     second = run_training(ctx)
     assert second.promoted and second.candidate_reranker, second.decision
     reranker = second.candidate_reranker
@@ -135,7 +135,7 @@ def test_a_promoted_reranker_is_carried_taught_to_the_bi_encoder_and_switched_of
     # A nightly head-only run keeps it (fitted again for the new head), because it still helps.
     _import(settings, store, encoder, clinc, clinc["train"][250:], "third")
     ctx = build_training_context(settings, store, **options)
-    ctx._rerankers = lambda version: oracle
+    ctx.cache.rerankers = lambda version: oracle
     third = run_training(ctx)
     carried = third.stage_reports["carried_reranker"]
     assert carried["carried"] == reranker and carried["metrics"]["kept"], carried
@@ -151,7 +151,7 @@ def test_a_promoted_reranker_is_carried_taught_to_the_bi_encoder_and_switched_of
 
     def fine_tune(base, rows, distances, out_dir, **kwargs):
         taught.update(rows=rows, teacher=kwargs["teacher"])
-        ctx._rerankers = lambda version: Useless()
+        ctx.cache.rerankers = lambda version: Useless()
         report = StageReport("bi_encoder", steps=0, examples=len(rows))
         import shutil
         shutil.copytree(packaged_encoder_path(), out_dir)
@@ -163,7 +163,7 @@ def test_a_promoted_reranker_is_carried_taught_to_the_bi_encoder_and_switched_of
     _import(settings, store, encoder, clinc, [r for r in clinc["test_rows"] if r["id"] not in held][:60], "fourth")
     ctx = build_training_context(settings, store, stages=frozenset({"head", "retrieval"}), promote_margin=-1.0,
                                  **options)
-    ctx._rerankers = lambda version: oracle
+    ctx.cache.rerankers = lambda version: oracle
     fourth = run_training(ctx)
     distill = fourth.stage_reports["distill"]
     assert "bi_encoder" not in fourth.stage_reports and distill["metrics"]["teacher"] == reranker

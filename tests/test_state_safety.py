@@ -118,7 +118,7 @@ def test_a_symlinked_version_that_escapes_is_refused(tmp_path):
 
 
 def test_a_failed_training_run_leaves_nothing_staged(tmp_path, settings, encoder, monkeypatch):
-    import labelrouter.training.graph as graph
+    import labelrouter.training.nodes as graph
 
     store = SQLiteStore(settings.resolved_db_path)
     names = [lb["name"] for lb in json.loads(LABELS_JSON.read_text())["labels"]][:4]

@@ -19,7 +19,10 @@ from labelrouter.models.registry import ModelRegistry
 from labelrouter.models.router import Router
 from labelrouter.settings import Settings
 from labelrouter.store.base import Store
-from labelrouter.training.graph import TrainingContext, TrainingState, build_training_graph
+from labelrouter.training.context import TrainingContext
+from labelrouter.training.graph import build_training_graph
+from labelrouter.training.policy import POLICY_FIELDS, TrainingPolicy
+from labelrouter.training.state import TrainingState
 
 log = logging.getLogger(__name__)
 # `labelrouter train --stages` and the fleet's training task: which stages each recipe runs.
@@ -42,8 +45,9 @@ def build_training_context(settings: Settings, store: Store, *, labels: LabelSet
     if "analysis" not in overrides:
         overrides.setdefault("analysis_path", settings.resolved_cache_dir / ANALYSIS_FILE)
         overrides["analysis"] = AnalysisCache.load(overrides["analysis_path"])
+    policy = TrainingPolicy(**{k: overrides.pop(k) for k in list(overrides) if k in POLICY_FIELDS})
     return TrainingContext(store=store, encoder=encoder, router=Router.from_settings(settings, labels, index),
-                           registry=registry, **overrides)
+                           registry=registry, policy=policy, **overrides)
 
 
 def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
@@ -72,4 +76,4 @@ def run_training(ctx: TrainingContext, on_node: Any = None) -> TrainingState:
     return final if isinstance(final, TrainingState) else TrainingState.model_validate(final)
 
 
-__all__ = ["STAGES", "TrainingContext", "TrainingState", "build_training_context", "build_training_graph", "run_training"]
+__all__ = ["STAGES", "TrainingContext", "TrainingPolicy", "TrainingState", "build_training_context", "build_training_graph", "run_training"]

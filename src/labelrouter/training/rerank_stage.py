@@ -31,7 +31,8 @@ from labelrouter.training.cross_encoder import listwise_rows, train_cross_encode
 from labelrouter.training.retrieval_data import KIND_WEIGHTS
 
 if TYPE_CHECKING:
-    from labelrouter.training.graph import TrainingContext, TrainingState
+    from labelrouter.training.context import TrainingContext
+    from labelrouter.training.state import TrainingState
 
 RERANKER_NAME = "labelrouter-rerank"  # the name of a cross-encoder this project trained (version: name@fingerprint)
 
@@ -40,23 +41,23 @@ def train_reranker(state: TrainingState, runtime: Runtime[TrainingContext]) -> d
     from labelrouter.models.encoder import packaged_encoder_path
 
     ctx = runtime.context
-    if len(state.train_ids) < ctx.min_retrieval:
+    if len(state.train_ids) < ctx.policy.min_retrieval:
         return _and_carried(state, runtime, {}, f"train_reranker: {len(state.train_ids)} training examples "
-                                                f"(need {ctx.min_retrieval})")
+                                                f"(need {ctx.policy.min_retrieval})")
     encoder = state.candidate_encoder or ctx.encoder.version
     candidate = ctx.registry.staged(str(state.candidate_version), embedder=encoder, dim=ctx.encoder.dim)
     routed = ctx.router_for(encoder).with_head(candidate)
     X, _, rows = ctx.matrix(state.train_ids, encoder)
-    columns = listwise_rows(rows, X, ctx.labels, routed.active_index, k=ctx.rerank_k, loss="listnet",
-                            at_most=ctx.retrieval_budget.examples, kind_weights=KIND_WEIGHTS)
-    if len(columns["query"]) < ctx.min_retrieval:
+    columns = listwise_rows(rows, X, ctx.labels, routed.active_index, k=ctx.policy.rerank_k, loss="listnet",
+                            at_most=ctx.policy.retrieval_budget.examples, kind_weights=KIND_WEIGHTS)
+    if len(columns["query"]) < ctx.policy.min_retrieval:
         return _and_carried(state, runtime, {}, f"train_reranker: {len(columns['query'])} examples with text "
-                                                f"(need {ctx.min_retrieval})")
+                                                f"(need {ctx.policy.min_retrieval})")
     with tempfile.TemporaryDirectory(prefix="labelrouter-reranker-") as scratch:
         report = train_cross_encoder(packaged_encoder_path(), columns, Path(scratch) / "model",
-                                     budget=ctx.retrieval_budget, epochs=100, progress=ctx.progress)
+                                     budget=ctx.policy.retrieval_budget, epochs=100, progress=ctx.progress)
         version = ctx.registry.encoders.put(Path(scratch) / "model", name=RERANKER_NAME)
-    spec, metrics = _judge(ctx, state, version, ctx.rerank_k)
+    spec, metrics = _judge(ctx, state, version, ctx.policy.rerank_k)
     report.metrics.update(metrics)
     reports = {"reranker": report.to_json()}
     if spec is None:
@@ -91,7 +92,7 @@ def _carried(state: TrainingState, runtime: Runtime[TrainingContext]) -> dict[st
     if not state.current_reranker:
         return {}
     current = ctx.registry.current_head(embedder=ctx.encoder.version, dim=ctx.encoder.dim)
-    k = current.rerank.k if current.rerank is not None else ctx.rerank_k
+    k = current.rerank.k if current.rerank is not None else ctx.policy.rerank_k
     spec, metrics = _judge(ctx, state, state.current_reranker, k)
     report = {"stage": "reranker", "carried": state.current_reranker, "metrics": metrics}
     if spec is None:
@@ -109,7 +110,7 @@ def _judge(ctx: TrainingContext, state: TrainingState, version: str, k: int) -> 
     """On validation, the candidate head's k best labels rescored by the cross-encoder `version`: its
     calibrated spec when router × head with it is right more often than without by more than the paired
     standard error (else None), and the figures either way."""
-    from labelrouter.training.graph import documents, texts
+    from labelrouter.training.context import documents, texts
     from labelrouter.training.head import paired_standard_error
 
     encoder = state.candidate_encoder or ctx.encoder.version

@@ -33,7 +33,8 @@ from labelrouter.training.bi_encoder import train_bi_encoder as fine_tune
 from labelrouter.training.retrieval_data import KIND_WEIGHTS, RetrievalRows, retrieval_rows
 
 if TYPE_CHECKING:
-    from labelrouter.training.graph import TrainingContext, TrainingState
+    from labelrouter.training.context import TrainingContext
+    from labelrouter.training.state import TrainingState
 
 FINE_TUNED_NAME = "labelrouter-minilm"  # the name of an encoder this project fine-tuned (its version: name@fingerprint)
 TEACHER_BATCH = 256  # rows the teacher scores between two progress lines
@@ -53,22 +54,22 @@ def distill_bi_encoder(state: TrainingState, runtime: Runtime[TrainingContext]) 
 
 def _fine_tune(state: TrainingState, ctx: TrainingContext, teacher: str | None) -> dict[str, Any]:
     stage = "distill_bi_encoder" if teacher else "train_bi_encoder"
-    if len(state.train_ids) < ctx.min_retrieval:
-        return {"skipped": [f"{stage}: {len(state.train_ids)} training examples (need {ctx.min_retrieval})"]}
+    if len(state.train_ids) < ctx.policy.min_retrieval:
+        return {"skipped": [f"{stage}: {len(state.train_ids)} training examples (need {ctx.policy.min_retrieval})"]}
 
     X, _, rows = ctx.matrix(state.train_ids)
-    data = retrieval_rows(rows, X, ctx.labels, ctx.router.index, negatives=2, at_most=ctx.retrieval_budget.examples,
+    data = retrieval_rows(rows, X, ctx.labels, ctx.router.index, negatives=2, at_most=ctx.policy.retrieval_budget.examples,
                           kind_weights=KIND_WEIGHTS)
-    if len(data) < ctx.min_retrieval:
-        return {"skipped": [f"{stage}: {len(data)} examples with text (need {ctx.min_retrieval})"]}
+    if len(data) < ctx.policy.min_retrieval:
+        return {"skipped": [f"{stage}: {len(data)} examples with text (need {ctx.policy.min_retrieval})"]}
     scores, teacher_report = None, {}
     if teacher:
         # Only the rows the budget lets the trainer see are worth a cross-encoder pass (one epoch at most).
-        data = data.sample(ctx.retrieval_budget.steps * BATCH_SIZE)
+        data = data.sample(ctx.policy.retrieval_budget.steps * BATCH_SIZE)
         scores, teacher_report = _teacher_scores(ctx, teacher, data)
     with tempfile.TemporaryDirectory(prefix="labelrouter-bi-encoder-") as scratch:
         report = fine_tune(ctx.encoder.path, data, ctx.labels.tree_distances(), Path(scratch) / "model",
-                           weighting=ctx.retrieval_weighting, budget=ctx.retrieval_budget, teacher=scores,
+                           weighting=ctx.policy.retrieval_weighting, budget=ctx.policy.retrieval_budget, teacher=scores,
                            progress=ctx.progress)
         version = ctx.registry.encoders.put(Path(scratch) / "model", name=FINE_TUNED_NAME)
     report.metrics["negative_sources"] = data.negative_sources
