@@ -37,6 +37,7 @@ from typing import Any
 from labelrouter.feedback.sync import stored_ids
 from labelrouter.labels import LabelSet
 from labelrouter.store.base import Store
+from labelrouter.store.rows import DecisionRow, ExampleRow
 
 TRUSTED = ("correction", "confirmation")
 WITH_EXAMPLE = (*TRUSTED, "silver")
@@ -67,7 +68,7 @@ def _when(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def verdict(row: dict[str, Any], id_to_name: dict[str, str], labels: LabelSet) -> tuple[str | None, str | None]:
+def verdict(row: DecisionRow, id_to_name: dict[str, str], labels: LabelSet) -> tuple[str | None, str | None]:
     """(feedback, effective label) of one synced message, before the bulk rule; (None, None): no signal."""
     if row["undone_at"]:
         return "undone", None  # our own undo, never the user's correction
@@ -100,7 +101,7 @@ def verdict(row: dict[str, Any], id_to_name: dict[str, str], labels: LabelSet) -
     return "correction", effective
 
 
-def _bulk(rows: list[dict[str, Any]], found: dict[str, tuple[str | None, str | None]],
+def _bulk(rows: list[DecisionRow], found: dict[str, tuple[str | None, str | None]],
           policy: MiningPolicy) -> set[str]:
     """Message ids whose correction or rejection is part of a bulk reorganisation. The share is of every
     message we gave the label, synced or not: emptying a folder moves all of them."""
@@ -124,7 +125,7 @@ def _bulk(rows: list[dict[str, Any]], found: dict[str, tuple[str | None, str | N
     return bulk
 
 
-def _example(row: dict[str, Any], kind: str, label: str, labels: LabelSet) -> dict[str, Any] | None:
+def _example(row: DecisionRow, kind: str, label: str, labels: LabelSet) -> ExampleRow | None:
     if row["embedding"] is None or label not in labels:
         return None
     rejected = None

@@ -19,6 +19,7 @@ from labelrouter.models.document import parse_document
 from labelrouter.nodes.apply import archive_decision
 from labelrouter.state import ApplyResult, EmailMessage, Routing
 from labelrouter.store.base import Store
+from labelrouter.store.rows import DecisionRow
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class ReplayReport:
                 "agreement_old": self.agreement("old"), "agreement_new": self.agreement("new")}
 
 
-def stored_message(row: dict[str, Any]) -> EmailMessage | None:
+def stored_message(row: DecisionRow) -> EmailMessage | None:
     """The message as the router saw it, from its stored document (addresses, subject, capped body) or,
     for a decision stored before documents were, its embedded text; None when the text is gone."""
     if row.get("document"):
@@ -73,7 +74,7 @@ def stored_message(row: dict[str, Any]) -> EmailMessage | None:
                         body=body, snippet=body)
 
 
-def select(rows: list[dict[str, Any]], *, since: str | None = None, corrected_only: bool = False,
+def select(rows: list[DecisionRow], *, since: str | None = None, corrected_only: bool = False,
            limit: int | None = None) -> list[dict[str, Any]]:
     chosen = [r for r in rows if (since is None or str(r["processed_at"]) >= since)
               and (not corrected_only or r["feedback"] == "correction")]

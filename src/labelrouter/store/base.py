@@ -2,15 +2,17 @@
 
 Two backends implement it: SQLite (`store/sqlite.py`, the embedded default) and PostgreSQL
 (`store/postgres.py`, e.g. Supabase's database by its direct connection URL). `open_store(settings)` in
-`labelrouter.store` is the only place a concrete store is built. Rows come back as plain dicts with the
-same keys and Python types on both backends (`tests/test_store_contract.py` holds them to that).
+`labelrouter.store` is the only place a concrete store is built. Rows come back typed (`store.rows`:
+`DecisionRow`, `ExampleRow`), with the same keys and Python types on both backends
+(`tests/test_store_contract.py` holds them to that).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from labelrouter.state import ApplyResult, LabelingState, Routing
+from labelrouter.store.rows import DecisionRow, ExampleRow, SyncUpdate, Verdict
 
 
 class Store(Protocol):
@@ -37,7 +39,7 @@ class Store(Protocol):
     def abandon_intent(self, message_id: str, error: str) -> bool:
         """An intent that can never complete: recorded as failed."""
 
-    def pending_intents(self) -> list[dict[str, Any]]:
+    def pending_intents(self) -> list[DecisionRow]:
         """Rows still 'applying' (a crash or an error between intent and completion)."""
 
     def record_failed(self, message_id: str, error: str, state: LabelingState | None = None) -> bool:
@@ -46,10 +48,10 @@ class Store(Protocol):
     def purge_text(self, before: str) -> int:
         """Delete stored message text older than `before` (ISO time); labels and embeddings stay."""
 
-    def add_examples(self, rows: list[dict[str, Any]]) -> int:
+    def add_examples(self, rows: list[ExampleRow]) -> int:
         """Insert training examples in one transaction; an example id already stored is replaced."""
 
-    def examples(self, encoder_version: str) -> list[dict[str, Any]]:
+    def examples(self, encoder_version: str) -> list[ExampleRow]:
         """Examples embedded by this encoder, oldest first."""
 
     def put_example_vectors(self, encoder_version: str, rows: list[tuple[str, bytes, int]]) -> int:
@@ -64,16 +66,16 @@ class Store(Protocol):
     def switch_example_vectors(self, encoder_version: str) -> int:
         """Make that encoder's stored vectors the examples' own, keeping the ones they replace; one transaction."""
 
-    def sync_candidates(self, processed_since: str | None = None) -> list[dict[str, Any]]:
+    def sync_candidates(self, processed_since: str | None = None) -> list[DecisionRow]:
         """Labeled messages a sync looks at: never synced (incremental), or processed since (nightly)."""
 
-    def record_sync(self, updates: list[dict[str, Any]]) -> int:
+    def record_sync(self, updates: list[SyncUpdate]) -> int:
         """What a sync read per message, in one transaction."""
 
-    def feedback_rows(self) -> list[dict[str, Any]]:
+    def feedback_rows(self) -> list[DecisionRow]:
         """Labeled decisions with their synced state and embedding, for mining."""
 
-    def important_rows(self, encoder_version: str) -> list[dict[str, Any]]:
+    def important_rows(self, encoder_version: str) -> list[DecisionRow]:
         """Decisions whose IMPORTANT flag a sync read back, for the important head."""
 
     def sync_cursor(self, mailbox: str) -> str | None:
@@ -87,7 +89,7 @@ class Store(Protocol):
     def example_counts(self) -> dict[str, int]:
         """Examples per kind (gold, correction, confirmation, silver)."""
 
-    def record_feedback(self, verdicts: list[dict[str, Any]], examples: list[dict[str, Any]],
+    def record_feedback(self, verdicts: list[Verdict], examples: list[ExampleRow],
                         drop_example_ids: list[str]) -> None:
         """Mining's verdicts and the examples they yield, in one transaction."""
 
@@ -97,11 +99,11 @@ class Store(Protocol):
     def labeled_ids(self) -> set[str]:
         """Messages with a decision (labeled or applying)."""
 
-    def get(self, message_id: str) -> dict[str, Any] | None: ...
+    def get(self, message_id: str) -> DecisionRow | None: ...
 
-    def rows(self, status: str | None = None) -> list[dict[str, Any]]: ...
+    def rows(self, status: str | None = None) -> list[DecisionRow]: ...
 
-    def report_rows(self) -> list[dict[str, Any]]:
+    def report_rows(self) -> list[DecisionRow]:
         """Every decision's date, outcome, feedback verdict and model, for `labelrouter report`."""
 
     def counts(self) -> dict[str, int]: ...

@@ -14,6 +14,7 @@ from typing import Any
 
 from labelrouter.state import ApplyResult, LabelingState, Routing
 from labelrouter.store.records import decision_columns, failed_row, labeled_row
+from labelrouter.store.rows import DecisionRow, ExampleRow, SyncUpdate, Verdict
 
 
 def migrations(backend: str = "sqlite") -> list[tuple[int, str, str]]:
@@ -96,7 +97,7 @@ class SQLStore:
         sql = "UPDATE processed_messages SET status = 'failed', error = ? WHERE message_id = ? AND status = 'applying'"
         return self._execute("abandoning a decision", sql, (error[:2000], message_id)) > 0
 
-    def pending_intents(self) -> list[dict[str, Any]]:
+    def pending_intents(self) -> list[DecisionRow]:
         """Decisions recorded as 'applying' whose mailbox change was never confirmed (a crash, an error)."""
         return self.rows("applying")
 
@@ -123,7 +124,7 @@ class SQLStore:
         return sum(counts)
 
     # -- examples -------------------------------------------------------------------------------
-    def add_examples(self, rows: list[dict[str, Any]]) -> int:
+    def add_examples(self, rows: list[ExampleRow]) -> int:
         """Insert examples in one transaction (all or nothing); an example id already stored is replaced."""
         if not rows:
             return 0
@@ -131,7 +132,7 @@ class SQLStore:
         return len(rows)
 
     @staticmethod
-    def _examples_insert(rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+    def _examples_insert(rows: list[ExampleRow]) -> tuple[str, list[tuple[Any, ...]]]:
         columns = list(rows[0])
         updates = ", ".join(f"{c} = excluded.{c}" for c in [*columns, "seq"] if c != "example_id")
         sql = (f"INSERT INTO examples ({', '.join(columns)}, seq) VALUES ({', '.join('?' * len(columns))}, "
@@ -139,7 +140,7 @@ class SQLStore:
                f"ON CONFLICT (example_id) DO UPDATE SET {updates}")
         return sql, [tuple(row[c] for c in columns) for row in rows]
 
-    def examples(self, encoder_version: str) -> list[dict[str, Any]]:
+    def examples(self, encoder_version: str) -> list[ExampleRow]:
         """Examples embedded by this encoder, oldest first."""
         sql = ("SELECT * FROM examples WHERE encoder_version = ? "
                "ORDER BY (occurred_at IS NULL), occurred_at, seq")
@@ -193,7 +194,7 @@ class SQLStore:
         return counts[1]
 
     # -- feedback -------------------------------------------------------------------------------
-    def sync_candidates(self, processed_since: str | None = None) -> list[dict[str, Any]]:
+    def sync_candidates(self, processed_since: str | None = None) -> list[DecisionRow]:
         """Labeled messages a sync looks at: never synced ones (incremental), or every one processed since
         `processed_since` (nightly)."""
         where = "processed_at >= ?" if processed_since is not None else "labels_synced_at IS NULL"
@@ -202,7 +203,7 @@ class SQLStore:
                "ORDER BY processed_at, message_id")
         return self._query("reading messages to sync", sql, (processed_since,) if processed_since is not None else ())
 
-    def record_sync(self, updates: list[dict[str, Any]]) -> int:
+    def record_sync(self, updates: list[SyncUpdate]) -> int:
         """What a sync read for each message (one transaction): current label ids, present/seen/in_inbox/
         important, when it was synced, and `touched_at` the first time a change was seen."""
         sql = ("UPDATE processed_messages SET label_ids_current = ?, labels_synced_at = ?, present = ?, seen = ?, "
@@ -212,7 +213,7 @@ class SQLStore:
                   for u in updates]
         return sum(self._transaction("recording a sync", [(sql, params)])) if params else 0
 
-    def feedback_rows(self) -> list[dict[str, Any]]:
+    def feedback_rows(self) -> list[DecisionRow]:
         """Labeled decisions with what mining needs: the decision, the synced state, the embedding."""
         sql = ("SELECT message_id, subject, sender, message_date, label_applied, top_label, fallback, confidence, margin, "
                "threshold, label_ids_after, label_ids_current, labels_synced_at, present, seen, in_inbox, important, "
@@ -222,7 +223,7 @@ class SQLStore:
                "ORDER BY processed_at, message_id")
         return self._query("reading feedback", sql)
 
-    def important_rows(self, encoder_version: str) -> list[dict[str, Any]]:
+    def important_rows(self, encoder_version: str) -> list[DecisionRow]:
         """Decisions with an IMPORTANT flag read back by a sync, embedded by this encoder, oldest first."""
         sql = ("SELECT message_id, embedding, important, processed_at FROM processed_messages "
                "WHERE important IS NOT NULL AND embedding IS NOT NULL AND encoder_version = ? "
@@ -247,7 +248,7 @@ class SQLStore:
         rows = self._query("counting examples", "SELECT kind, COUNT(*) AS n FROM examples GROUP BY kind")
         return {str(r["kind"]): int(r["n"]) for r in rows}
 
-    def record_feedback(self, verdicts: list[dict[str, Any]], examples: list[dict[str, Any]],
+    def record_feedback(self, verdicts: list[Verdict], examples: list[ExampleRow],
                         drop_example_ids: list[str]) -> None:
         """Mining's results in one transaction: each message's verdict, the examples it yields (replacing
         earlier ones of the same id), and the examples a changed verdict no longer supports."""
@@ -280,17 +281,17 @@ class SQLStore:
                            "SELECT message_id FROM processed_messages WHERE status IN ('labeled', 'applying')")
         return {str(row["message_id"]) for row in rows}
 
-    def get(self, message_id: str) -> dict[str, Any] | None:
+    def get(self, message_id: str) -> DecisionRow | None:
         rows = self._query("reading a decision", "SELECT * FROM processed_messages WHERE message_id = ?",
                            (message_id,))
         return rows[0] if rows else None
 
-    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
+    def rows(self, status: str | None = None) -> list[DecisionRow]:
         sql = ("SELECT * FROM processed_messages" + (" WHERE status = ?" if status else "")
                + " ORDER BY processed_at, message_id")
         return self._query("reading decisions", sql, (status,) if status else ())
 
-    def report_rows(self) -> list[dict[str, Any]]:
+    def report_rows(self) -> list[DecisionRow]:
         """What the quality report reads of every decision: no text, no vectors."""
         sql = ("SELECT message_id, status, message_date, processed_at, label_applied, fallback, confidence, shadow, "
                "feedback, effective_label, model_version, undone_at, labels_synced_at FROM processed_messages "

@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from labelrouter.models.reranker import Rerankers
 from labelrouter.models.router import Router
 from labelrouter.store.base import Store
 from labelrouter.store.records import decode_embedding
+from labelrouter.store.rows import ExampleRow
 from labelrouter.training.policy import TrainingPolicy
 
 
@@ -30,7 +30,7 @@ from labelrouter.training.policy import TrainingPolicy
 class RunCache:
     """What one training run has read or loaded once, for every stage after it."""
 
-    rows: dict[str, dict[str, Any]] | None = None  # this run's examples by id (`read_examples`)
+    rows: dict[str, ExampleRow] | None = None  # this run's examples by id (`read_examples`)
     vectors: dict[str, dict[str, bytes]] = field(default_factory=dict)  # a candidate encoder's, by example id
     encoders: dict[str, Encoder] = field(default_factory=dict)
     routers: dict[str, Router] = field(default_factory=dict)
@@ -81,7 +81,7 @@ class TrainingContext:
     def labels(self) -> LabelSet:
         return self.router.labels
 
-    def read_examples(self) -> list[dict[str, Any]]:
+    def read_examples(self) -> list[ExampleRow]:
         """Every stored example of this context's encoder, read once per run (`mine_feedback` reads them;
         the stages after it look theirs up here instead of reading the whole table again: six reads of
         10,000 rows were a second of a run)."""
@@ -90,7 +90,7 @@ class TrainingContext:
         self.cache.vectors.clear()
         return rows
 
-    def examples(self, ids: list[str]) -> list[dict[str, Any]]:
+    def examples(self, ids: list[str]) -> list[ExampleRow]:
         """Stored examples by id, in the order of `ids` (embedded by this context's encoder)."""
         found = self.cache.rows if self.cache.rows is not None else {r["example_id"]: r for r in self.read_examples()}
         missing = [i for i in ids if i not in found]
@@ -98,7 +98,7 @@ class TrainingContext:
             raise ValueError(f"{len(missing)} examples of this training run are no longer in the store")
         return [found[i] for i in ids]
 
-    def matrix(self, ids: list[str], encoder_version: str | None = None) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+    def matrix(self, ids: list[str], encoder_version: str | None = None) -> tuple[np.ndarray, list[str], list[ExampleRow]]:
         """The examples' vectors (by `encoder_version` when it is another encoder: a candidate's), labels
         and rows."""
         rows = self.examples(ids)
@@ -137,12 +137,12 @@ class TrainingContext:
         return self.cache.routers[version]
 
 
-def texts(rows: list[dict[str, Any]]) -> list[str]:
+def texts(rows: list[ExampleRow]) -> list[str]:
     """The examples' embedded texts (what a reranker reads beside the label's), their document when expired."""
     return [r.get("embedded_text") or r.get("document") or "" for r in rows]
 
 
-def documents(rows: list[dict[str, Any]]) -> list[str]:
+def documents(rows: list[ExampleRow]) -> list[str]:
     """The examples' documents; one whose text retention expired (or stored before documents were) falls
     back to its embedded text, then to nothing: its lexical features are what is left of it."""
     return [r.get("document") or r.get("embedded_text") or "" for r in rows]

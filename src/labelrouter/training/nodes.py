@@ -16,6 +16,7 @@ from langgraph.runtime import Runtime
 from labelrouter.evaluation.metrics import fallback_policy, fit_threshold, router_metrics
 from labelrouter.evaluation.splits import holdout, learnable_holdout
 from labelrouter.store.records import decode_embedding
+from labelrouter.store.rows import DecisionRow, ExampleRow
 from labelrouter.training.context import TrainingContext, documents, texts
 from labelrouter.training.head import (
     DENSE_SCALE,
@@ -86,7 +87,7 @@ def after_datasets(state: TrainingState, runtime: Runtime[TrainingContext]) -> s
     return "distill_bi_encoder" if state.current_reranker else "train_bi_encoder"
 
 
-def _unlearned(head: Any, rows: list[dict[str, Any]]) -> np.ndarray:
+def _unlearned(head: Any, rows: list[ExampleRow]) -> np.ndarray:
     """Which examples `head` has not learned: added or changed (a higher `seq`) since it was fit. A
     promoted head records the last example it learned (`promote`); one that does not has learned none."""
     seen = head.metrics.get("trained_through_seq")
@@ -115,11 +116,11 @@ def _analysing(stage: Callable[[TrainingState, Runtime[TrainingContext]], dict[s
     return run
 
 
-def _weights(rows: list[dict[str, Any]]) -> np.ndarray:
+def _weights(rows: list[ExampleRow]) -> np.ndarray:
     return np.array([KIND_WEIGHTS.get(r["kind"], 1.0) for r in rows])
 
 
-def _refit(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[dict[str, Any]], version: str,
+def _refit(ctx: TrainingContext, X: np.ndarray, y: list[str], rows: list[ExampleRow], version: str,
            dense_scale: float, encoder: str) -> Any:
     """The promoted head fit again, at the candidate's scale, on every example (`promote`)."""
     head = train_hybrid_head(X, documents(rows), y, embedder=encoder, version=version,
@@ -170,7 +171,7 @@ def _known_scale(current: Any, n_train: int) -> tuple[float | None, int]:
     return None, n_train
 
 
-def _important_data(ctx: TrainingContext, ids: list[str] | None = None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+def _important_data(ctx: TrainingContext, ids: list[str] | None = None) -> tuple[list[DecisionRow], np.ndarray, np.ndarray]:
     rows = ctx.store.important_rows(ctx.encoder.version)
     if ids is not None:
         wanted = set(ids)
