@@ -28,7 +28,7 @@ def _imports(folder: str) -> dict[str, set[str]]:
 
 def test_nodes_import_nothing_from_graph_or_cli():
     for module, names in _imports("nodes").items():
-        bad = sorted(n for n in names if n.startswith(("labelrouter.graph", "labelrouter.cli", "labelrouter.graph.labeler")))
+        bad = sorted(n for n in names if n.startswith(("labelrouter.graph", "labelrouter.cli")))
         assert not bad, f"{module} imports {bad}"
 
 
@@ -80,3 +80,24 @@ def test_only_the_registry_knows_the_bundle_layout():
         text = path.read_text(encoding="utf-8")
         for key in ('"versions/', '"candidates/', '"current.json"', '"history.json"', '"bundle.json"'):
             assert key not in text and key.replace('"', "f\"") not in text, f"{path.relative_to(PACKAGE)} uses {key}"
+
+
+def test_the_cli_and_the_fleet_run_mailbox_jobs_only_through_the_use_cases():
+    """Polling, syncing and training are written once (`labelrouter.usecases`), so the two cannot drift."""
+    jobs = ("labelrouter.graph.mailbox_run", "labelrouter.feedback.loop")
+    for folder in ("cli", "fleet"):
+        for module, names in _imports(folder).items():
+            bad = sorted(n for n in names if n.startswith(jobs))
+            assert not bad, f"{module} imports {bad}: call labelrouter.usecases instead"
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            for call in ("sync_and_mine(", "run_training(", "MailboxRun("):
+                assert call not in text, f"{path.relative_to(PACKAGE)} calls {call[:-1]}: use labelrouter.usecases"
+
+
+def test_only_a_few_modules_are_loose_at_the_top_and_none_is_long():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if not p.name.startswith("__"))
+    assert len(loose) <= 5, loose
+    long = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                  if len(p.read_text(encoding="utf-8").splitlines()) > 470)
+    assert not long, f"split these: {long}"

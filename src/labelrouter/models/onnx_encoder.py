@@ -69,7 +69,7 @@ def export_onnx(source: Path, folder: Path, *, quantized: bool) -> Path:
             axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "hidden")}
             partial = fp32.with_suffix(f".{os.getpid()}.part")
             # The TorchScript exporter: the tracer's warnings are about branches that are constant for an
-            # encoder (no cache, no causal mask); tests/test_onnx_encoder.py checks the vectors at any length.
+            # encoder (no cache, no causal mask); tests/models/test_onnx_encoder.py checks the vectors at any length.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(Hidden(model), tuple(sample[k] for k in INPUTS), str(partial),

@@ -4,7 +4,7 @@ Two backends implement it: SQLite (`store/sqlite.py`, the embedded default) and 
 (`store/postgres.py`, e.g. Supabase's database by its direct connection URL). `open_store(settings)` in
 `labelrouter.store` is the only place a concrete store is built. Rows come back typed (`store.rows`:
 `DecisionRow`, `ExampleRow`), with the same keys and Python types on both backends
-(`tests/test_store_contract.py` holds them to that).
+(`tests/store/test_store_contract.py` holds them to that).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The store's rows, typed: what each query gives back, by column. A query that selects some columns
 gives those keys only (the types are `total=False`); a JSON column comes back as its JSON text, a flag as
-0 or 1, a time as ISO 8601 text, on every backend (`tests/test_store_contract.py`)."""
+0 or 1, a time as ISO 8601 text, on every backend (`tests/store/test_store_contract.py`)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from labelrouter.store import open_store
 from labelrouter.training import build_training_context, run_training
 from tests.conftest import LABELS_JSON
 from tests.helpers import separable_examples
-from tests.test_feedback import move
+from tests.feedback.test_feedback import move
 
 N, EVERY = 400, 40  # ten retrainings; the change starts at message 160 (the fifth window)
 # A stream of hundreds of messages through the real loop takes 10-20 s: out of the fast lane.

@@ -81,7 +81,7 @@ def _filled_home(tmp_path, settings, stub_encoder):
     from labelrouter.graph.wiring import build_context
     from labelrouter.mail.maildir import LocalMaildir
     from labelrouter.store import SQLiteStore
-    from tests.test_feedback import move
+    from tests.feedback.test_feedback import move
 
     box = LocalMaildir(tmp_path / "Mail")
     for week in range(3):

@@ -18,7 +18,7 @@ from labelrouter.settings import load_settings
 from labelrouter.store import open_store
 from tests.conftest import DATA
 from tests.postgres import RUN_PREFIX, URL
-from tests.test_feedback import mark_read, move
+from tests.feedback.test_feedback import mark_read, move
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 runner = CliRunner()

@@ -16,8 +16,8 @@ from labelrouter.training import build_training_context, run_training
 from labelrouter.training.budget import Budget
 from labelrouter.training.importer import row_message, row_text_and_document
 from tests.conftest import registry_at
-from tests.test_retrieval_stage import _import
-from tests.test_training import CLINC, clinc  # noqa: F401 - the module-scoped subset fixture
+from tests.training.test_retrieval_stage import _import
+from tests.training.test_training import CLINC, clinc  # noqa: F401 - the module-scoped subset fixture
 
 pytestmark = [pytest.mark.data, pytest.mark.slow,
               pytest.mark.skipif(not (CLINC / "messages.jsonl.gz").exists(), reason="needs ../shared/data/clinc150")]

@@ -15,7 +15,7 @@ from labelrouter.training import build_training_context, retrieval_stage, run_tr
 from labelrouter.training.budget import Budget, StageReport
 from labelrouter.training.importer import import_examples, read_labeled_set, row_message
 from tests.conftest import registry_at
-from tests.test_training import CLINC, _write_jsonl, clinc  # noqa: F401 - the module-scoped subset fixture
+from tests.training.test_training import CLINC, _write_jsonl, clinc  # noqa: F401 - the module-scoped subset fixture
 
 pytestmark = [pytest.mark.data,
               pytest.mark.skipif(not (CLINC / "messages.jsonl.gz").exists(), reason="needs ../shared/data/clinc150")]

@@ -217,7 +217,7 @@ def test_randomized_kill_9_then_rerun_loses_and_doubles_nothing(tmp_path, encode
     import random
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_crash import one_run
 
     result = one_run(tmp_path, n=150, kills=2, rng=random.Random(3))

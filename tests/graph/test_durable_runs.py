@@ -16,7 +16,7 @@ from labelrouter.graph.mailbox_run import MailboxRun
 from labelrouter.graph.wiring import build_context
 from labelrouter.mail.maildir import LocalMaildir
 from labelrouter.store import SQLiteStore
-from tests.test_crash_safety import assert_one_label_one_row
+from tests.e2e.test_crash_safety import assert_one_label_one_row
 
 runner = CliRunner()
 

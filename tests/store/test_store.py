@@ -1,5 +1,5 @@
 """SQLite-only store behaviour: a damaged file, file permissions. Everything both backends share is in
-tests/test_store_contract.py."""
+tests/store/test_store_contract.py."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import pytest
 
 from labelrouter.errors import StoreError
 from labelrouter.store import SQLiteStore
-from tests.test_store_contract import _state
+from tests.store.test_store_contract import _state
 
 
 def test_a_damaged_store_is_one_actionable_error(tmp_path: Path):

@@ -24,9 +24,9 @@ from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from tests.conftest import LABELS_JSON
 from tests.redis_server import URL, drop_namespace, ensure_redis, namespace
-from tests.test_crash_safety import assert_one_label_one_row
+from tests.e2e.test_crash_safety import assert_one_label_one_row
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
@@ -324,7 +324,7 @@ def test_fleet_commands_hand_jobs_over_and_say_where_the_fleet_stands(tmp_path, 
 def test_nightly_sync_and_training_tasks_learn_what_the_user_corrected(tmp_path, redis_ns, stub_encoder):
     from labelrouter.fleet.app import NIGHTLY_SYNC, POLL, TRAIN, create_app
     from labelrouter.fleet.tasks import FleetRuntime
-    from tests.test_feedback import move
+    from tests.feedback.test_feedback import move
 
     fleet_path, boxes = _fleet(tmp_path, ["solo"])
     settings = load_settings(broker_url=URL, fleet_namespace=redis_ns, fleet_path=fleet_path)
