@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1)
     # How the settings' encoder runs: torch, or ONNX Runtime (`pip install -e ".[onnx]"`; exported locally
     # into <cache>/onnx on first use). onnx-int8 is dynamically quantized: faster on CPUs, its own vectors
-    # (a different encoder version: stored examples are re-embedded for it). docs/benchmarks.md, "Encoders".
+    # (a different encoder version: stored examples are re-embedded for it). docs/decisions/0005-encoder-token-budget.md.
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
     # Input cleaning. Hostile mail is capped before parsing; see mail/parse.py.

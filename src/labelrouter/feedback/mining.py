@@ -48,8 +48,8 @@ class MiningPolicy:
     bulk_min: int = 20
     bulk_share: float = 0.8
     bulk_window_s: float = 600.0
-    # Off by default: measured through the stream protocol (docs/benchmarks.md), silver from today's
-    # learner cost accuracy (enron-lokay-m at R = 0.5: 0.445 without, 0.297 with, silver 91 % right).
+    # Off by default: silver from today's learner reinforces its own mistakes
+    # (docs/decisions/0004-silver-off.md).
     silver: bool = False
     silver_after_days: float = 3.0
     silver_margin: float = 20.0  # final-score points between the winner and the runner-up (0–100 scale)

@@ -77,7 +77,7 @@ class Labeler:
         self.graph = build_inference_graph(extensions=extensions).compile(checkpointer=checkpointer)
         # One pool of threads for the labeler's life: `graph.batch` starts a fresh pool of 64
         # threads per call, and starting them while the chunk's first invocations hold the GIL cost more
-        # than the graph's own steps (benchmarks, "The pipeline against the raw encoder").
+        # than the graph's own steps (docs/decisions/0001-labeler-thread-pool.md).
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 

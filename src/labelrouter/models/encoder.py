@@ -17,9 +17,8 @@ from labelrouter.errors import ModelArtifactError
 log = logging.getLogger(__name__)
 
 PACKAGED_ENCODER = "all-MiniLM-L6-v2"
-# Word pieces one forward pass holds (about 4 messages at the model's 256). On a CPU a few long texts per
-# pass run faster than 64 — attention's memory outgrows the caches: 31-32 vs 23 messages/s on 20newsgroups
-# mail here, and less memory — while short texts still fill whole batches (clinc150: 460 either way).
+# Word pieces one forward pass holds (about 4 messages at the model's 256): on a CPU a few long texts per
+# pass run faster than 64, while short texts still fill whole batches (docs/decisions/0005-encoder-token-budget.md).
 TOKEN_BUDGET = 1024
 CHARS_PER_TOKEN = 4  # a word-piece estimate good enough to size batches
 

@@ -1,5 +1,5 @@
 """The packaged MiniLM through ONNX Runtime, fp32 or with dynamic int8 quantization (`pip install -e
-".[onnx]"`; `LABELROUTER_ENCODER_BACKEND=onnx-int8`, docs/benchmarks.md has the table that chose it).
+".[onnx]"`; `LABELROUTER_ENCODER_BACKEND=onnx-int8`, docs/decisions/0005-encoder-token-budget.md says why it is not the default).
 
 The model is exported locally from the weights on disk (`torch.onnx.export`, never downloaded) into
 `<cache>/onnx/<fingerprint>/`, once, and written atomically, so workers starting together never read a

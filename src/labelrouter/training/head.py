@@ -31,14 +31,13 @@ from labelrouter.models.lexicon import Lexicon
 from labelrouter.training.ovr import fit_linear_svc
 
 DENSE_SCALE = 0.5
-# Chosen per mailbox on validation (`dense_scale_trials`). 2.0: with four examples of each of clinc150's 150
-# intents every draw chose 1.0, the grid's edge; with 2.0 in the grid every draw chose it and router × head rose
-# 0.843 → 0.853 (the vector's weights are s² less held back by the SVM's regulariser: few examples, short text).
+# Chosen per mailbox on validation (`dense_scale_trials`); 2.0 is there for few examples of short text, where
+# the SVM's regulariser holds the vector's weights back (docs/decisions/0002-dense-scale-trials.md).
 DENSE_SCALES = (0.25, 0.5, 1.0, 2.0)
 SELECT_AT_MOST = 4_000  # training examples the scale is chosen with: a choice, not the model, so a sample
 SVM_C = 0.5
 SVM_TOL = 1e-3
-TRIAL_TOL = 1e-2  # scale trials on a sample choose, they are not the model (20newsgroups, 4,000: same decisions)
+TRIAL_TOL = 1e-2  # scale trials choose, they are not the model (docs/decisions/0003-svm-tolerance.md)
 DENSE_DIRECTIONS = 192  # of the message vector's, fed to the SVM (`dense_basis`)
 PULLS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # head weight = p ** pull; fitted on validation
 
@@ -108,8 +107,8 @@ def train_hybrid_head(
     basis = dense_basis(X, dense_directions)
     dense = X.astype(np.float32) @ basis
     features = sparse.hstack([sparse.csr_matrix(dense * dense_scale), features_lex], format="csr")
-    # tol 1e-3 rather than liblinear's 1e-4: a fifth fewer passes, and on 20newsgroups the same decisions
-    # on validation and test at 4,000, 8,000 and 10,000 examples (docs/benchmarks.md).
+    # tol 1e-3 rather than liblinear's 1e-4: fewer passes, the same decisions
+    # (docs/decisions/0003-svm-tolerance.md).
     coef, intercept = fit_linear_svc(features, targets, len(classes), C=C, tol=tol, sample_weight=sample_weight,
                                      jobs=jobs)
     coef, intercept = coef.astype(np.float32), intercept.astype(np.float32)

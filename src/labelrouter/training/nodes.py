@@ -162,8 +162,7 @@ def _known_scale(current: Any, n_train: int) -> tuple[float | None, int]:
     run on a sample of `SELECT_AT_MOST` (4,000) training examples, so once a scale was chosen on a full
     sample, tonight's trials would only draw another 4,000 from a slightly larger pool: the current head's
     scale is kept until the training set has doubled since, which spares a nightly run its three trials.
-    Below that the scale is chosen every run: keeping it while a small mailbox grew by half cost 1.5
-    points on both Enron streams (docs/benchmarks.md)."""
+    Below that the scale is chosen every run (docs/decisions/0002-dense-scale-trials.md)."""
     scale, chosen_on = current.metrics.get("dense_scale"), current.metrics.get(SCALE_CHOSEN_ON)
     if isinstance(scale, int | float) and isinstance(chosen_on, int) and chosen_on >= SELECT_AT_MOST \
             and n_train <= 2 * chosen_on:
