@@ -17,8 +17,8 @@ from labelrouter.mail.maildir import LocalMaildir, folder_name
 from labelrouter.settings import load_settings
 from labelrouter.store import open_store
 from tests.conftest import DATA
-from tests.postgres import RUN_PREFIX, URL
 from tests.feedback.test_feedback import mark_read, move
+from tests.postgres import RUN_PREFIX, URL
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 runner = CliRunner()

@@ -22,8 +22,8 @@ from labelrouter.settings import load_settings
 from labelrouter.store import open_store
 from labelrouter.training import build_training_context, run_training
 from tests.conftest import LABELS_JSON
-from tests.helpers import separable_examples
 from tests.feedback.test_feedback import move
+from tests.helpers import separable_examples
 
 N, EVERY = 400, 40  # ten retrainings; the change starts at message 160 (the fifth window)
 # A stream of hundreds of messages through the real loop takes 10-20 s: out of the fast lane.

@@ -23,8 +23,8 @@ from labelrouter.mail.maildir import LocalMaildir
 from labelrouter.settings import load_settings
 from labelrouter.store import SQLiteStore
 from tests.conftest import LABELS_JSON
-from tests.redis_server import URL, drop_namespace, ensure_redis, namespace
 from tests.e2e.test_crash_safety import assert_one_label_one_row
+from tests.redis_server import URL, drop_namespace, ensure_redis, namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
