@@ -63,6 +63,25 @@ def postgres_schemas():
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@pytest.fixture(scope="session")
+def dovecot():
+    """A real Dovecot IMAP server of this test run (tests/dovecot_server.py), stopped at the end. Its folder
+    is outside pytest's (which is private to root) so that its unprivileged processes can read it."""
+    import shutil
+    import tempfile
+
+    from tests.dovecot_server import start_dovecot
+
+    root = Path(tempfile.mkdtemp(prefix="labelrouter-dovecot-"))
+    server, problem = start_dovecot(root)
+    if server is None:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"IMAP TESTS SKIPPED: {problem}")
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def registry_at(models_dir: Path):
     """The model registry of a local models directory (what `open_artifacts` gives without Supabase)."""
     from labelrouter.artifacts import LocalArtifacts
