@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
+
+from tests.debian import apt_install
 
 
 def chromium() -> tuple[str | None, str]:
@@ -13,15 +13,8 @@ def chromium() -> tuple[str | None, str]:
         found = shutil.which(name)
         if found:
             return found, ""
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        done = subprocess.run(install, capture_output=True, text=True, env=env)
-        if done.returncode != 0:  # a fresh machine may have no package lists yet
-            subprocess.run(["apt-get", "update"], capture_output=True, text=True, env=env)
-            done = subprocess.run(install, capture_output=True, text=True, env=env)
-        found = shutil.which("chromium")
-        if found:
-            return found, ""
-        return None, f"apt-get install chromium failed: {done.stderr.strip()[-300:]}"
-    return None, "no Chromium on PATH and no apt-get (as root) to install Debian's"
+    problem = apt_install("chromium")
+    found = shutil.which("chromium")
+    if found:
+        return found, ""
+    return None, f"no Chromium on PATH: {problem}"

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.debian import apt_install
+
 USER, PASSWORD = "alice", "not-a-secret"
 
 CONFIG = """\
@@ -74,6 +76,7 @@ service stats {{
 
 @dataclass
 class Dovecot:
+    binary: str
     root: Path
     port: int
     user: str = USER
@@ -85,25 +88,18 @@ class Dovecot:
         return self.root / "dovecot.conf"
 
     def stop(self) -> None:
-        subprocess.run(["dovecot", "-c", str(self.config), "stop"], stdout=subprocess.DEVNULL,
+        subprocess.run([self.binary, "-c", str(self.config), "stop"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=30)
 
 
 def _binary() -> tuple[str | None, str]:
-    found = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
-    if found:
-        return found, ""
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "dovecot-imapd"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        done = subprocess.run(install, capture_output=True, text=True, env=env)
-        if done.returncode != 0:  # a fresh machine may have no package lists yet
-            subprocess.run(["apt-get", "update"], capture_output=True, text=True, env=env)
-            done = subprocess.run(install, capture_output=True, text=True, env=env)
-        if Path("/usr/sbin/dovecot").exists():
-            return "/usr/sbin/dovecot", ""
-        return None, f"apt-get install dovecot-imapd failed: {done.stderr.strip()[-300:]}"
-    return None, "no dovecot on PATH and no apt-get (as root) to install Debian's dovecot-imapd"
+    def found() -> str | None:  # Debian installs it in /usr/sbin, which a user's PATH may lack
+        return shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
+
+    if found():
+        return found(), ""
+    problem = apt_install("dovecot-imapd")
+    return (found(), "") if found() else (None, f"no dovecot: {problem}")
 
 
 def _free_port() -> int:
@@ -125,7 +121,6 @@ def start_dovecot(root: Path) -> tuple[Dovecot | None, str]:
     binary, why = _binary()
     if binary is None:
         return None, why
-    os.environ["PATH"] = f"{os.environ.get('PATH', '')}:{Path(binary).parent}"
     user, group = ("nobody", "nogroup") if os.geteuid() == 0 else (os.environ.get("USER") or "nobody", "")
     if not group:
         import grp
@@ -139,7 +134,7 @@ def start_dovecot(root: Path) -> tuple[Dovecot | None, str]:
         shutil.chown(root / "home", user, group)
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
     port = _free_port()
-    server = Dovecot(root, port)
+    server = Dovecot(binary, root, port)
     server.config.write_text(CONFIG.format(root=root, port=port, user=user, group=group))
     # The daemon keeps the descriptors it was given: a pipe would never close, so its output goes to a file.
     with open(root / "start.log", "w") as out:

@@ -20,7 +20,6 @@ from labelrouter.fleet.coordination import Coordination
 from labelrouter.labels import load_label_set
 from labelrouter.settings import Settings
 from labelrouter.usecases import OpenMailbox
-from labelrouter.usecases.mailbox import counts
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +108,13 @@ class FleetRuntime:
         return Labeler(self.context(opened, mode), opened.settings, checkpointer=checkpointer)
 
 
+def _counts(report: Any) -> dict[str, Any]:
+    """A run's outcome counts, for the job's JSON summary."""
+    statuses = ("applied", "repaired", "unchanged", "failed")
+    return {**{s: report.count(s) for s in statuses}, "already_processed": report.already_processed,
+            "message_ids": [o.message_id for o in report.outcomes if o.status in ("applied", "repaired")]}
+
+
 @contextlib.contextmanager
 def _mailbox_held(rt: FleetRuntime, name: str, wait_s: float) -> Iterator[None]:
     with rt.coordination.lease(f"mailbox:{name}", wait_s) as held:
@@ -123,14 +129,14 @@ def poll(rt: FleetRuntime, name: str, *, wait_s: float = 0.0) -> dict[str, Any]:
         polled = usecases.poll(opened, rt.labeler)
     assert polled.synced is not None and polled.mined is not None
     return {"mailbox": name, "job": "poll", "synced": polled.synced.looked, "touched": polled.synced.touched,
-            "examples": dict(polled.mined.examples), **counts(polled.report)}
+            "examples": dict(polled.mined.examples), **_counts(polled.report)}
 
 
 def label_messages(rt: FleetRuntime, name: str, message_ids: list[str], *, wait_s: float = 0.0) -> dict[str, Any]:
     """Label these messages of the mailbox (new mail a push notification named), each exactly once."""
     with _mailbox_held(rt, name, wait_s), rt.open(name) as opened:
         report = usecases.label_messages(opened, rt.labeler, message_ids)
-    return {"mailbox": name, "job": "label", **counts(report)}
+    return {"mailbox": name, "job": "label", **_counts(report)}
 
 
 def nightly_sync(rt: FleetRuntime, name: str, *, wait_s: float = 0.0) -> dict[str, Any]:

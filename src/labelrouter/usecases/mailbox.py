@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from labelrouter.feedback import sync_and_mine
 from labelrouter.feedback.mining import MiningReport
@@ -78,9 +77,3 @@ def nightly_sync(opened: OpenMailbox, *, days: float | None, wait_s: float = 0.0
     with opened.mailbox.lock(wait_s):
         return sync_and_mine(opened.store, opened.mailbox, opened.labels, nightly_days=days)
 
-
-def counts(report: RunReport) -> dict[str, Any]:
-    """A run's outcome counts, for a job's JSON summary."""
-    statuses = ("applied", "repaired", "unchanged", "failed")
-    return {**{s: report.count(s) for s in statuses}, "already_processed": report.already_processed,
-            "message_ids": [o.message_id for o in report.outcomes if o.status in ("applied", "repaired")]}
